@@ -1,0 +1,63 @@
+# otelcol-ebpf: `make run` builds the collector and runs it on config.yaml;
+# `make test` runs every test, including those that load the eBPF programs.
+SHELL := /bin/bash
+GO ?= go
+OCB_VERSION := v0.161.0
+TOOLS := $(CURDIR)/.tools
+OCB := $(TOOLS)/builder-$(OCB_VERSION)
+DIST := _build/otelcol-ebpf
+CONFIG ?= config.yaml
+GO_SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.tools/*') go.mod go.sum bpf/tracer_x86_bpfel.o
+
+.PHONY: all setup generate check-generate build run test fuzz bench clean
+
+all: build
+
+## setup: install the Debian packages building and testing need (idempotent)
+setup:
+	@scripts/setup.sh
+
+## generate: rebuild the eBPF objects (bpf2go) and the mdatagen code
+generate: setup
+	$(GO) generate ./...
+
+## check-generate: fail when committed generated files differ from `make generate`
+check-generate: generate
+	@if ! git diff --quiet -- bpf internal/metadata processor '*generated*' documentation.md; then \
+		git --no-pager diff --stat -- bpf internal/metadata processor '*generated*' documentation.md; \
+		echo "generated files differ from what 'make generate' produces: commit them" >&2; exit 1; \
+	fi
+
+$(OCB):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+	mv $(TOOLS)/builder $(OCB)
+
+## build: build the otelcol-ebpf distribution with ocb into _build/
+build: $(DIST)
+
+$(DIST): $(OCB) builder-config.yaml $(GO_SOURCES)
+	$(OCB) --config builder-config.yaml
+
+## run: build and run the collector on $(CONFIG) (needs root)
+run: build
+	$(DIST) --config $(CONFIG)
+
+## test: every test; the eBPF end-to-end tests need root (CI runs as root)
+test: setup
+	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory check-generate; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/otelcol-ebpf-test.log | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
+
+## fuzz: run each fuzz target for FUZZTIME (default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./internal/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+
+## bench: throughput of a Go HTTP server with and without the receiver
+bench: build setup
+	$(GO) run ./cmd/bench --collector $(DIST)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,410 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/* The tracer: sees what selected processes read from and write to their TCP
+ * sockets, using only raw syscall tracepoints and CO-RE reads, so it runs on
+ * kernels without kprobes or fentry.
+ *
+ * sys_enter remembers the arguments of the syscalls of interest, per thread;
+ * sys_exit knows how many bytes moved and sends one event with the socket's
+ * identity and a prefix of the bytes. Everything else (HTTP parsing, pairing)
+ * happens in user space. */
+#include "headers/kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+char __license[] SEC("license") = "GPL";
+
+/* CAPTURE_MAX bytes of each syscall are copied; a power of two. */
+#define CAPTURE_MAX 4096
+#define TAIL_LEN 16
+#define MAX_IOV 8
+
+enum event_kind {
+	EVENT_READ = 1,   /* the process read bytes from a socket */
+	EVENT_WRITE = 2,  /* the process wrote bytes to a socket */
+	EVENT_CLOSE = 3,  /* the process closed a socket fd */
+	EVENT_EXIT = 4,   /* a selected process exited */
+	EVENT_SELECT = 5, /* the kernel selected a process (connect to a watched port) */
+};
+
+/* What a syscall does with its buffer, decided at sys_enter. */
+enum op {
+	OP_READ = 1,     /* read, recvfrom: (fd, buf, len) */
+	OP_WRITE,        /* write, sendto: (fd, buf, len) */
+	OP_READV,        /* readv: (fd, iov, iovcnt) */
+	OP_WRITEV,       /* writev: (fd, iov, iovcnt) */
+	OP_RECVMSG,      /* recvmsg: (fd, msghdr, flags) */
+	OP_SENDMSG,      /* sendmsg: (fd, msghdr, flags) */
+	OP_SENDFILE,     /* sendfile: (out_fd, in_fd, off, count), bytes not captured */
+};
+
+enum counter {
+	COUNTER_LOST_DATA = 0,   /* read/write events the ring buffer had no room for */
+	COUNTER_LOST_CONTROL,    /* close/exit/select events the ring buffer had no room for */
+	COUNTER_LOST_ARGS,       /* syscalls not followed: the args map was full */
+	COUNTER_MAX,
+};
+
+struct event {
+	__u8 kind;
+	__u8 family;
+	__u16 lport;   /* host byte order */
+	__u16 rport;   /* host byte order */
+	__u16 cap_len; /* bytes of data[] that follow */
+	__u32 pid;     /* tgid */
+	__u32 tid;
+	__u32 fd;
+	__u32 len;     /* bytes the syscall moved */
+	__u8 tail_len;
+	__u8 pad[7];
+	__u64 ts;      /* bpf_ktime_get_ns() */
+	__u64 sock;    /* struct sock address: the connection's identity */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u8 tail[TAIL_LEN];
+	__u8 data[CAPTURE_MAX * 2]; /* twice the capture so the verifier can bound offset + length */
+};
+
+struct args {
+	__u64 buf;  /* buffer, iovec array or msghdr */
+	__u64 count;
+	__u32 fd;
+	__u32 op;
+};
+
+/* Set by the loader before the programs are loaded. */
+volatile const __u32 self_tgid = 0;
+
+/* Syscall numbers differ per architecture; the loader fills them in. */
+volatile const __s64 nr_read = -1, nr_write = -1, nr_readv = -1, nr_writev = -1;
+volatile const __s64 nr_recvfrom = -1, nr_sendto = -1, nr_recvmsg = -1, nr_sendmsg = -1;
+volatile const __s64 nr_sendfile = -1, nr_close = -1, nr_connect = -1;
+
+/* Selected processes: tgid -> 1. Filled by user space and by connect(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} pids SEC(".maps");
+
+/* Ports whose connect() selects the calling process: port -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} connect_ports SEC(".maps");
+
+/* Arguments of the syscall a thread is in, from sys_enter to sys_exit. LRU so
+ * a thread that dies inside a syscall cannot leak an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* The size is set by the loader from the configuration. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+/* bound keeps a mask the compiler would drop because it "knows" the value is
+ * in range; the verifier does not know it, and needs to see the mask. */
+#define bound(x, mask) asm volatile("%0 &= " #mask : "+r"(x))
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool selected(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&pids, &tgid) != 0;
+}
+
+/* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
+static __always_inline struct sock *fd_socket(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	unsigned short mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	unsigned short family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	return sk;
+}
+
+static __always_inline void fill_tuple(struct event *e, struct sock *sk)
+{
+	e->sock = (__u64)sk;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		__builtin_memset(e->laddr, 0, sizeof(e->laddr));
+		__builtin_memset(e->raddr, 0, sizeof(e->raddr));
+		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 fd)
+{
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	e->kind = kind;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->fd = fd;
+	e->ts = bpf_ktime_get_ns();
+	e->len = 0;
+	e->cap_len = 0;
+	e->tail_len = 0;
+	e->sock = 0;
+	e->family = 0;
+	e->lport = 0;
+	e->rport = 0;
+	return e;
+}
+
+static __always_inline void send(struct event *e, __u32 lost_counter)
+{
+	__u64 size = __builtin_offsetof(struct event, data) + (e->cap_len & (CAPTURE_MAX * 2 - 1));
+	if (size > sizeof(*e))
+		return;
+	if (bpf_ringbuf_output(&events, e, size, 0) != 0)
+		count(lost_counter);
+}
+
+/* capture_buf copies the head of a plain buffer, and its tail when the head
+ * does not reach it (a chunked terminator lives there). */
+static __always_inline void capture_buf(struct event *e, __u64 buf, __u32 len)
+{
+	__u64 n = len < CAPTURE_MAX ? len : CAPTURE_MAX;
+	bound(n, 0x1fff);
+	if (bpf_probe_read_user(e->data, n, (void *)buf) == 0)
+		e->cap_len = n;
+	if (len > CAPTURE_MAX && bpf_probe_read_user(e->tail, TAIL_LEN, (void *)(buf + len - TAIL_LEN)) == 0)
+		e->tail_len = TAIL_LEN;
+}
+
+/* capture_iov copies the head of what an iovec array moved (len bytes). */
+static __always_inline void capture_iov(struct event *e, __u64 iov_addr, __u64 iovcnt, __u32 len)
+{
+	__u32 off = 0;
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || off >= len || off >= CAPTURE_MAX)
+			break;
+		struct iovec iov;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_addr + i * sizeof(iov))) != 0)
+			break;
+		__u64 n = iov.iov_len;
+		if (n > len - off)
+			n = len - off;
+		if (n > CAPTURE_MAX - off)
+			n = CAPTURE_MAX - off;
+		__u64 at = off, size = n;
+		bound(at, 0xfff);
+		bound(size, 0x1fff);
+		if (size > CAPTURE_MAX)
+			size = CAPTURE_MAX;
+		if (bpf_probe_read_user(&e->data[at], size, iov.iov_base) != 0)
+			break;
+		off += n;
+	}
+	e->cap_len = off;
+}
+
+static __always_inline void remember(__u64 pid_tgid, __u32 op, __u64 fd, __u64 buf, __u64 count_)
+{
+	struct args a = {.buf = buf, .count = count_, .fd = (__u32)fd, .op = op};
+	if (bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY) != 0)
+		count(COUNTER_LOST_ARGS);
+}
+
+/* on_connect selects a process that connects to a watched port, before its
+ * first byte moves, so client spans of short-lived clients are not missed. */
+static __always_inline void on_connect(struct pt_regs *regs, __u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (tgid == self_tgid || selected(tgid))
+		return;
+	struct {
+		__u16 family;
+		__be16 port;
+	} sa = {};
+	if (bpf_probe_read_user(&sa, sizeof(sa), (void *)SYSCALL_ARG2(regs)) != 0)
+		return;
+	if (sa.family != AF_INET && sa.family != AF_INET6)
+		return;
+	__u32 port = bpf_ntohs(sa.port);
+	__u8 *watched = bpf_map_lookup_elem(&connect_ports, &port);
+	if (!watched || !*watched)
+		return;
+	__u8 one = 1;
+	bpf_map_update_elem(&pids, &tgid, &one, BPF_NOEXIST);
+	struct event *e = new_event(EVENT_SELECT, pid_tgid, 0);
+	if (!e)
+		return;
+	e->rport = port;
+	send(e, COUNTER_LOST_CONTROL);
+}
+
+static __always_inline void on_close(__u64 pid_tgid, __u32 fd)
+{
+	struct sock *sk = fd_socket(fd);
+	if (!sk)
+		return;
+	struct event *e = new_event(EVENT_CLOSE, pid_tgid, fd);
+	if (!e)
+		return;
+	fill_tuple(e, sk);
+	send(e, COUNTER_LOST_CONTROL);
+}
+
+SEC("raw_tracepoint/sys_enter")
+int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__s64 nr = (__s64)ctx->args[1];
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (nr == nr_connect) {
+		on_connect(regs, pid_tgid);
+		return 0;
+	}
+	__u32 op;
+	if (nr == nr_read || nr == nr_recvfrom)
+		op = OP_READ;
+	else if (nr == nr_write || nr == nr_sendto)
+		op = OP_WRITE;
+	else if (nr == nr_readv)
+		op = OP_READV;
+	else if (nr == nr_writev)
+		op = OP_WRITEV;
+	else if (nr == nr_recvmsg)
+		op = OP_RECVMSG;
+	else if (nr == nr_sendmsg)
+		op = OP_SENDMSG;
+	else if (nr == nr_sendfile)
+		op = OP_SENDFILE;
+	else if (nr == nr_close) {
+		if (selected(pid_tgid >> 32))
+			on_close(pid_tgid, SYSCALL_ARG1(regs));
+		return 0;
+	} else
+		return 0;
+
+	if (!selected(pid_tgid >> 32))
+		return 0;
+	if (op == OP_SENDFILE) /* (out_fd, in_fd, offset, count): only out_fd matters */
+		remember(pid_tgid, op, SYSCALL_ARG1(regs), 0, 0);
+	else
+		remember(pid_tgid, op, SYSCALL_ARG1(regs), SYSCALL_ARG2(regs), SYSCALL_ARG3(regs));
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!selected(pid_tgid >> 32))
+		return 0;
+	struct args *a = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!a)
+		return 0;
+	struct args in = *a;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+
+	__s64 ret = (__s64)ctx->args[1];
+	if (ret <= 0)
+		return 0;
+	struct sock *sk = fd_socket(in.fd);
+	if (!sk)
+		return 0;
+	bool reading = in.op == OP_READ || in.op == OP_READV || in.op == OP_RECVMSG;
+	struct event *e = new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, in.fd);
+	if (!e)
+		return 0;
+	fill_tuple(e, sk);
+	__u32 len = ret > 0xffffffff ? 0xffffffff : (__u32)ret;
+	e->len = len;
+
+	switch (in.op) {
+	case OP_READ:
+	case OP_WRITE:
+		capture_buf(e, in.buf, len);
+		break;
+	case OP_READV:
+	case OP_WRITEV:
+		capture_iov(e, in.buf, in.count, len);
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG: {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.buf) == 0)
+			capture_iov(e, (__u64)msg.msg_iov, msg.msg_iovlen, len);
+		break;
+	}
+	default: /* sendfile: the bytes come from a file; only their count matters */
+		break;
+	}
+	send(e, COUNTER_LOST_DATA);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	/* Only the thread group leader's exit ends the process for us. */
+	if ((__u32)pid_tgid != tgid || !selected(tgid))
+		return 0;
+	bpf_map_delete_elem(&pids, &tgid);
+	struct event *e = new_event(EVENT_EXIT, pid_tgid, 0);
+	if (e)
+		send(e, COUNTER_LOST_CONTROL);
+	return 0;
+}

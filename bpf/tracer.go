@@ -1,0 +1,220 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Event kinds, as enum event_kind in tracer.bpf.c.
+const (
+	EventRead   = 1
+	EventWrite  = 2
+	EventClose  = 3
+	EventExit   = 4
+	EventSelect = 5
+)
+
+// Counters are the tracer's loss counters, summed over CPUs. The indexes
+// follow enum counter in tracer.bpf.c.
+type Counters struct {
+	LostData    uint64 // read/write events dropped: ring buffer full
+	LostControl uint64 // close/exit/select events dropped: ring buffer full
+	LostArgs    uint64 // syscalls not followed: in-flight map full
+}
+
+// Event is the wire layout of one event, generated from struct event.
+type Event = tracerEvent
+
+// HeaderSize is the size of an event before its captured data.
+const HeaderSize = 96
+
+// Options configure a Tracer.
+type Options struct {
+	SelfTgid       uint32 // never selected by connect()
+	RingBufferSize int    // bytes, a power of two >= page size
+}
+
+// Tracer is the loaded and attached set of kernel programs and maps.
+type Tracer struct {
+	objs  tracerObjects
+	links []link.Link
+}
+
+// Load loads the programs into the kernel and attaches them. The caller must
+// Close the Tracer to detach and free everything.
+func Load(opts Options) (*Tracer, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising the memlock limit for eBPF maps: %w", err)
+	}
+	spec, err := loadTracer()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded eBPF object: %w", err)
+	}
+	if err := configure(spec, opts); err != nil {
+		return nil, err
+	}
+	t := &Tracer{}
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		return nil, fmt.Errorf("loading eBPF programs: %w", verifierDetail(err))
+	}
+	if err := t.attach(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func configure(spec *ebpf.CollectionSpec, opts Options) error {
+	consts := map[string]any{"self_tgid": opts.SelfTgid}
+	for name, nr := range syscallNumbers {
+		consts[name] = nr
+	}
+	for name, v := range consts {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("eBPF object has no variable %q", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	if opts.RingBufferSize > 0 {
+		spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	}
+	return nil
+}
+
+func verifierDetail(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%w\nverifier log (last lines):\n%s", err, strings.Join(tail(ve.Log, 20), "\n"))
+	}
+	return err
+}
+
+func tail(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+func (t *Tracer) attach() error {
+	for name, prog := range map[string]*ebpf.Program{
+		"sys_enter":          t.objs.OnSysEnter,
+		"sys_exit":           t.objs.OnSysExit,
+		"sched_process_exit": t.objs.OnProcessExit,
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
+		if err != nil {
+			return fmt.Errorf("attaching to raw tracepoint %s: %w", name, err)
+		}
+		t.links = append(t.links, l)
+	}
+	return nil
+}
+
+// Events is the ring buffer the programs write events to.
+func (t *Tracer) Events() *ebpf.Map { return t.objs.Events }
+
+// Select makes the kernel report the traffic of process tgid.
+func (t *Tracer) Select(tgid uint32) error {
+	if err := t.objs.Pids.Update(tgid, uint8(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("selecting pid %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// Deselect stops reporting process tgid. A process that is not selected is
+// not an error.
+func (t *Tracer) Deselect(tgid uint32) error {
+	err := t.objs.Pids.Delete(tgid)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("deselecting pid %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// Selected lists the processes the kernel currently reports.
+func (t *Tracer) Selected() ([]uint32, error) {
+	var (
+		key  uint32
+		val  uint8
+		tgid []uint32
+	)
+	it := t.objs.Pids.Iterate()
+	for it.Next(&key, &val) {
+		tgid = append(tgid, key)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("listing selected pids: %w", err)
+	}
+	return tgid, nil
+}
+
+// WatchConnectPort makes a connect() to port select the calling process.
+func (t *Tracer) WatchConnectPort(port uint16) error {
+	if err := t.objs.ConnectPorts.Update(uint32(port), uint8(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("watching connect port %d: %w", port, err)
+	}
+	return nil
+}
+
+// InflightEntries counts the entries of the map that follows syscalls from
+// entry to exit; it should return to near zero when traffic stops.
+func (t *Tracer) InflightEntries() (int, error) {
+	var (
+		key uint64
+		val tracerArgs
+		n   int
+	)
+	it := t.objs.Inflight.Iterate()
+	for it.Next(&key, &val) {
+		n++
+	}
+	return n, it.Err()
+}
+
+// Counters reads the loss counters, summed over CPUs.
+func (t *Tracer) Counters() (Counters, error) {
+	var c Counters
+	for i, dst := range []*uint64{&c.LostData, &c.LostControl, &c.LostArgs} {
+		var perCPU []uint64
+		if err := t.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
+			return c, fmt.Errorf("reading counter %d: %w", i, err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return c, nil
+}
+
+// ProgramIDs are the kernel ids of the loaded programs (for leak checks).
+func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{t.objs.OnSysEnter, t.objs.OnSysExit, t.objs.OnProcessExit} {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// Close detaches every program and frees every map.
+func (t *Tracer) Close() error {
+	var errs []error
+	for _, l := range t.links {
+		errs = append(errs, l.Close())
+	}
+	t.links = nil
+	errs = append(errs, t.objs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,30 @@
+package bpf
+
+import (
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestHeaderSizeMatchesGeneratedLayout(t *testing.T) {
+	require.Equal(t, uintptr(HeaderSize), unsafe.Offsetof(Event{}.Data))
+}
+
+func TestLoadAttachClose(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run as root to load eBPF programs")
+		}
+		t.Skip("loading eBPF programs needs root")
+	}
+	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 16})
+	require.NoError(t, err)
+	require.Len(t, tr.ProgramIDs(), 3)
+	require.NoError(t, tr.Select(1))
+	sel, err := tr.Selected()
+	require.NoError(t, err)
+	require.Equal(t, []uint32{1}, sel)
+	require.NoError(t, tr.Close())
+}

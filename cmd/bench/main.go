@@ -1,0 +1,309 @@
+// Command bench measures what the receiver costs the services it watches:
+// requests/second of a Go HTTP server under wrk without the collector, with
+// the collector not selecting it, and with the collector selecting it, in
+// alternating rounds; plus the collector's CPU time, peak memory, and the
+// kernel programs' run time per request. It prints a Markdown table.
+//
+// Usage: go run ./cmd/bench --collector _build/otelcol-ebpf
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+type mode struct {
+	name   string
+	config string // collector config; "" runs no collector
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		serve(os.Args[2])
+		return
+	}
+	collector := flag.String("collector", "_build/otelcol-ebpf", "the otelcol-ebpf binary")
+	rounds := flag.Int("rounds", 3, "rounds of every mode")
+	duration := flag.Duration("duration", 5*time.Second, "wrk duration of one run")
+	conns := flag.Int("connections", 8, "wrk connections")
+	flag.Parse()
+	if err := run(*collector, *rounds, *duration, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the measured server: small responses, keep-alive.
+func serve(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY")
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello, world\n"))
+	}))
+}
+
+type result struct {
+	rps         []float64
+	cpuPer10k   []float64 // collector CPU seconds per 10,000 requests
+	kernelNsReq []float64 // kernel program run time per request
+	rssIdleKB   int
+	rssPeakKB   int
+}
+
+func run(collector string, rounds int, d time.Duration, conns int) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk not found: run `make setup`")
+	}
+	port := 18080
+	server, err := startServer(port)
+	if err != nil {
+		return err
+	}
+	defer server.Process.Kill()
+	dir, err := os.MkdirTemp("", "otelcol-ebpf-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	modes := []mode{
+		{"no collector", ""},
+		{"collector, server not selected", writeConfig(dir, "unselected", "pids: [1]")},
+		{"collector, server selected", writeConfig(dir, "selected", fmt.Sprintf("pids: [%d]", server.Process.Pid))},
+	}
+	disableStats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: kernel program run time not measured:", err)
+	} else {
+		defer disableStats.Close()
+	}
+	results := make([]result, len(modes))
+	for r := 0; r < rounds; r++ {
+		for i, m := range modes {
+			if err := measure(collector, m, port, d, conns, &results[i]); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+	}
+	printTable(modes, results, rounds, d, conns)
+	return nil
+}
+
+func startServer(port int) (*exec.Cmd, error) {
+	cmd := exec.Command(os.Args[0], "serve", fmt.Sprintf("127.0.0.1:%d", port))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "READY") {
+		return nil, fmt.Errorf("server: %s", line)
+	}
+	return cmd, nil
+}
+
+func writeConfig(dir, name, selector string) string {
+	cfg := fmt.Sprintf(`receivers:
+  ebpf:
+    discovery:
+      %s
+exporters:
+  nop:
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [ebpf]
+      exporters: [nop]
+    metrics:
+      receivers: [ebpf]
+      exporters: [nop]
+`, selector)
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		panic(err)
+	}
+	return path
+}
+
+func measure(collector string, m mode, port int, d time.Duration, conns int, res *result) error {
+	var col *exec.Cmd
+	if m.config != "" {
+		var err error
+		if col, err = startCollector(collector, m.config); err != nil {
+			return err
+		}
+		defer func() { col.Process.Signal(os.Interrupt); col.Wait() }()
+		res.rssIdleKB = max(res.rssIdleKB, status(col.Process.Pid, "VmRSS"))
+	}
+	cpu0 := cpuSeconds(col)
+	kern0 := kernelRunTime()
+	rps, requests, err := wrk(port, d, conns)
+	if err != nil {
+		return err
+	}
+	res.rps = append(res.rps, rps)
+	if col != nil {
+		res.cpuPer10k = append(res.cpuPer10k, (cpuSeconds(col)-cpu0)/float64(requests)*10000)
+		res.rssPeakKB = max(res.rssPeakKB, status(col.Process.Pid, "VmHWM"))
+		res.kernelNsReq = append(res.kernelNsReq, float64(kernelRunTime()-kern0)/float64(requests))
+	}
+	return nil
+}
+
+// startCollector starts the collector and waits until its programs are
+// attached (it logs "Everything is ready").
+func startCollector(bin, config string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, "--config", config)
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Everything is ready") {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			return nil, fmt.Errorf("collector exited before it was ready")
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("collector not ready after 30s")
+	}
+	go io.Copy(io.Discard, errPipe)
+	time.Sleep(time.Second) // the first /proc scan selects the server
+	return cmd, nil
+}
+
+var wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+
+func wrk(port int, d time.Duration, conns int) (float64, int, error) {
+	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(),
+		fmt.Sprintf("http://127.0.0.1:%d/", port)).CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	m := wrkRequests.FindSubmatch(out)
+	if m == nil {
+		return 0, 0, fmt.Errorf("wrk said: %s", out)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return float64(n) / d.Seconds(), n, nil
+}
+
+func cpuSeconds(cmd *exec.Cmd) float64 {
+	if cmd == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // clock ticks (USER_HZ = 100)
+}
+
+func status(pid int, field string) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// kernelRunTime sums the run time of every loaded raw tracepoint program.
+func kernelRunTime() time.Duration {
+	var total time.Duration
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return total
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if st, err := p.Stats(); err == nil && p.Type() == ebpf.RawTracepoint {
+			total += st.Runtime
+		}
+		p.Close()
+	}
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+func printTable(modes []mode, res []result, rounds int, d time.Duration, conns int) {
+	base := mean(res[0].rps)
+	fmt.Printf("Go HTTP server under wrk -t2 -c%d, %d alternating rounds of %v, %d CPUs, %s\n\n",
+		conns, rounds, d, cpuCount(), time.Now().Format("2006-01-02"))
+	fmt.Println("| mode | req/s (mean) | ratio | collector CPU s / 10k req | kernel ns / req | collector RSS idle / peak |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for i, m := range modes {
+		r := res[i]
+		cpu, kern, rss := "-", "-", "-"
+		if m.config != "" {
+			cpu = fmt.Sprintf("%.3f", mean(r.cpuPer10k))
+			kern = fmt.Sprintf("%.0f", mean(r.kernelNsReq))
+			rss = fmt.Sprintf("%d MB / %d MB", r.rssIdleKB/1024, r.rssPeakKB/1024)
+		}
+		fmt.Printf("| %s | %.0f | %.3f | %s | %s | %s |\n", m.name, mean(r.rps), mean(r.rps)/base, cpu, kern, rss)
+	}
+}
+
+func cpuCount() int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 0
+	}
+	return set.Count()
+}

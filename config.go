@@ -1,0 +1,102 @@
+package ebpfreceiver // import "github.com/otelcol-ebpf/ebpfreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
+)
+
+// Config is the configuration of the ebpf receiver.
+type Config struct {
+	// Discovery selects the processes whose traffic is watched. Selectors are
+	// OR-ed; when none is set, every process with a listening TCP socket is
+	// selected (the collector itself never is).
+	Discovery DiscoveryConfig `mapstructure:"discovery"`
+	// Routes bounds the cardinality of the http.route attribute.
+	Routes RoutesConfig `mapstructure:"routes"`
+	// HTTP holds options about what is recorded from HTTP messages.
+	HTTP HTTPConfig `mapstructure:"http"`
+	// Metrics holds options of the RED metrics.
+	Metrics MetricsConfig `mapstructure:"metrics"`
+	// RingBufferSize is the size in bytes of the kernel ring buffer that
+	// carries events to user space: a power of two, at least 4096.
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// DiscoveryConfig selects processes; its selectors are OR-ed together.
+type DiscoveryConfig struct {
+	// OpenPorts is a list of ports and port ranges ("80,8000-9000"): processes
+	// listening on, or connecting to, one of them are selected.
+	OpenPorts string `mapstructure:"open_ports"`
+	// ExePath is a regular expression matched against the executable's path.
+	ExePath string `mapstructure:"exe_path"`
+	// Pids are process ids selected as they are.
+	Pids []int `mapstructure:"pids"`
+	// PollInterval is how often /proc is scanned for new listeners and
+	// executables. Processes that start later are picked up within it.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+}
+
+// RoutesConfig says how a request path becomes the http.route attribute.
+type RoutesConfig struct {
+	// Patterns such as "/users/{id}" or "/static/*"; the first match wins.
+	Patterns []string `mapstructure:"patterns"`
+	// Unmatched is what a path that matches no pattern becomes: "heuristic"
+	// (numeric, hex and UUID-like segments become "*"), "path" (the path as
+	// it is) or "wildcard" (the route "/**").
+	Unmatched string `mapstructure:"unmatched"`
+}
+
+// HTTPConfig holds what is recorded from HTTP messages.
+type HTTPConfig struct {
+	// RecordQuery records the query string in url.query when true.
+	RecordQuery bool `mapstructure:"record_query"`
+}
+
+// MetricsConfig holds options of the RED metrics.
+type MetricsConfig struct {
+	// Interval is how often the cumulative histograms are emitted.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate reports every problem of the configuration at once.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if _, err := discovery.ParsePorts(cfg.Discovery.OpenPorts); err != nil {
+		errs = append(errs, fmt.Errorf("discovery.open_ports: %w", err))
+	}
+	if cfg.Discovery.ExePath != "" {
+		if _, err := regexp.Compile(cfg.Discovery.ExePath); err != nil {
+			errs = append(errs, fmt.Errorf("discovery.exe_path %q: %w", cfg.Discovery.ExePath, err))
+		}
+	}
+	for _, pid := range cfg.Discovery.Pids {
+		if pid <= 0 {
+			errs = append(errs, fmt.Errorf("discovery.pids: %d is not a process id (must be > 0)", pid))
+		}
+	}
+	if cfg.Discovery.PollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("discovery.poll_interval: %v must be positive", cfg.Discovery.PollInterval))
+	}
+	if _, err := routes.New(cfg.Routes.Patterns, cfg.Routes.Unmatched); err != nil {
+		errs = append(errs, fmt.Errorf("routes: %w", err))
+	}
+	if cfg.Metrics.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("metrics.interval: %v must be positive", cfg.Metrics.Interval))
+	}
+	if n := cfg.RingBufferSize; n < 4096 || n&(n-1) != 0 {
+		errs = append(errs, fmt.Errorf("ring_buffer_size: %d must be a power of two of at least 4096", n))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary doubles as the Go peers: started with E2E_ROLE set, it runs
+// a server or a client instead of the tests. The peers must be processes of
+// their own: the receiver never watches the process it runs in.
+func TestMain(m *testing.M) {
+	switch os.Getenv("E2E_ROLE") {
+	case "server":
+		runServer(os.Getenv("E2E_ADDR"))
+	case "client":
+		runClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"))
+	default:
+		os.Exit(m.Run())
+	}
+}
+
+func envInt(name string) int {
+	n, err := strconv.Atoi(os.Getenv(name))
+	if err != nil {
+		panic(fmt.Sprintf("%s: %v", name, err))
+	}
+	return n
+}
+
+// runServer serves: /status/{code} answers with that code; /chunked answers
+// with a chunked body; anything else answers 200 "hello".
+func runServer(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.PathValue("code"))
+		w.WriteHeader(code)
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("hello"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY", ln.Addr().String())
+	http.Serve(ln, mux)
+}
+
+// runClient sends n GET requests to url over `concurrency` keep-alive
+// connections and prints how many got a response.
+func runClient(url string, n, concurrency int) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, DisableCompression: true}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	work := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	for c := 0; c < concurrency; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				resp, err := client.Get(url)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("DONE", ok)
+	os.Exit(0)
+}
+
+// peer is a process the tests started.
+type peer struct {
+	cmd  *exec.Cmd
+	out  *bufio.Reader
+	addr string
+}
+
+func (p *peer) pid() int { return p.cmd.Process.Pid }
+
+// startGoServer runs the Go server peer on a free loopback port.
+func startGoServer(t *testing.T) *peer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0")
+	p := startPeer(t, cmd)
+	line := p.readLine(t)
+	require.True(t, strings.HasPrefix(line, "READY "), "server said %q", line)
+	p.addr = strings.TrimPrefix(line, "READY ")
+	return p
+}
+
+func startPeer(t *testing.T, cmd *exec.Cmd) *peer {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return &peer{cmd: cmd, out: bufio.NewReader(stdout)}
+}
+
+func (p *peer) readLine(t *testing.T) string {
+	t.Helper()
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		l, err := p.out.ReadString('\n')
+		ch <- result{strings.TrimSpace(l), err}
+	}()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err)
+		return r.line
+	case <-time.After(20 * time.Second):
+		t.Fatalf("peer %v said nothing for 20s", p.cmd.Args)
+		return ""
+	}
+}
+
+// runGoClient runs the Go client peer to completion and returns its pid and
+// how many requests got a response.
+func runGoClient(t *testing.T, url string, n, concurrency int) (int, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=client", "E2E_URL="+url,
+		"E2E_REQUESTS="+strconv.Itoa(n), "E2E_CONCURRENCY="+strconv.Itoa(concurrency))
+	p := startPeer(t, cmd)
+	line := p.readLine(t)
+	require.True(t, strings.HasPrefix(line, "DONE "), "client said %q", line)
+	ok, err := strconv.Atoi(strings.TrimPrefix(line, "DONE "))
+	require.NoError(t, err)
+	return p.pid(), ok
+}
+
+// freePort returns a loopback TCP port nobody listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitListening waits until something accepts connections on addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "nothing listens on %s", addr)
+}

@@ -1,0 +1,214 @@
+// Package spans turns HTTP exchanges seen by the kernel into OpenTelemetry
+// spans, following the HTTP semantic conventions.
+package spans // import "github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
+)
+
+// Request is one exchange with the connection it was seen on.
+type Request struct {
+	http1.Exchange
+	Local  netip.AddrPort // the watched process's end of the connection
+	Remote netip.AddrPort // the peer's end
+}
+
+// Clock converts kernel monotonic timestamps to wall-clock time.
+type Clock struct {
+	// Offset is wall-clock ns minus monotonic ns, measured once at start.
+	Offset int64
+}
+
+// Time converts a kernel timestamp.
+func (c Clock) Time(mono uint64) pcommon.Timestamp {
+	return pcommon.Timestamp(int64(mono) + c.Offset)
+}
+
+// Builder fills spans from requests.
+type Builder struct {
+	Router      *routes.Router
+	RecordQuery bool
+	Clock       Clock
+}
+
+// knownMethods are the methods the conventions name; others become _OTHER.
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true, "QUERY": true,
+}
+
+// Route is the http.route of a request target.
+func (b *Builder) Route(target string) string {
+	return b.Router.Route(Path(target))
+}
+
+// Path is the path of a request target: the query is cut, and an
+// absolute-form target ("http://host/p", sent to forward proxies) loses its
+// scheme and authority.
+func Path(target string) string {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
+		rest := target[strings.Index(target, "//")+2:]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			return rest[i:]
+		}
+		return "/"
+	}
+	return target
+}
+
+// Fill writes req into span: ids, name, kind, times, attributes, status.
+func (b *Builder) Fill(span ptrace.Span, req *Request) {
+	route := ""
+	if req.Role == http1.RoleServer {
+		route = b.Route(req.Target)
+	}
+	b.identify(span, req)
+	span.SetName(spanName(req.Method, route))
+	span.SetStartTimestamp(b.Clock.Time(req.RequestStart))
+	end := req.ResponseEnd
+	if end == 0 {
+		end = req.RequestEnd
+	}
+	span.SetEndTimestamp(b.Clock.Time(end))
+	if req.Role == http1.RoleServer {
+		span.SetKind(ptrace.SpanKindServer)
+	} else {
+		span.SetKind(ptrace.SpanKindClient)
+	}
+	b.attributes(span.Attributes(), req, route)
+	setStatus(span.Status(), req)
+}
+
+// identify gives the span its ids: a child of the traceparent the request
+// carried, or the root of a new trace.
+func (b *Builder) identify(span ptrace.Span, req *Request) {
+	span.SetSpanID(newSpanID())
+	if c, ok := ParseTraceparent(req.Traceparent); ok {
+		span.SetTraceID(c.TraceID)
+		span.SetParentSpanID(c.SpanID)
+		span.SetFlags(uint32(c.Flags))
+		return
+	}
+	span.SetTraceID(newTraceID())
+	span.SetFlags(1)
+}
+
+func spanName(method, route string) string {
+	if !knownMethods[method] {
+		method = "HTTP"
+	}
+	if route == "" {
+		return method
+	}
+	return method + " " + route
+}
+
+func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
+	attrs.EnsureCapacity(14)
+	if knownMethods[req.Method] {
+		attrs.PutStr("http.request.method", req.Method)
+	} else {
+		attrs.PutStr("http.request.method", "_OTHER")
+		attrs.PutStr("http.request.method_original", req.Method)
+	}
+	if req.Status != 0 {
+		attrs.PutInt("http.response.status_code", int64(req.Status))
+	}
+	attrs.PutStr("network.protocol.version", req.Version)
+	attrs.PutStr("url.scheme", "http")
+	path := Path(req.Target)
+	if req.Role == http1.RoleServer {
+		attrs.PutStr("http.route", route)
+		attrs.PutStr("url.path", path)
+		putHostPort(attrs, req.Host, req.Local)
+		putAddr(attrs, "client.address", "client.port", req.Remote)
+	} else {
+		host := putHostPort(attrs, req.Host, req.Remote)
+		attrs.PutStr("url.full", "http://"+host+path)
+	}
+	if b.RecordQuery {
+		if i := strings.IndexByte(req.Target, '?'); i >= 0 {
+			attrs.PutStr("url.query", req.Target[i+1:])
+		}
+	}
+	putAddr(attrs, "network.peer.address", "network.peer.port", req.Remote)
+	if req.RequestBodySize > 0 {
+		attrs.PutInt("http.request.body.size", req.RequestBodySize)
+	}
+	if req.ResponseBodySize > 0 {
+		attrs.PutInt("http.response.body.size", req.ResponseBodySize)
+	}
+}
+
+// putHostPort sets server.address and server.port from the Host header when
+// there is one, else from the server's end of the connection, and returns
+// the authority ("host:port") it used.
+func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort) string {
+	host, port := splitHost(hostHeader)
+	if host == "" {
+		host, port = server.Addr().String(), int(server.Port())
+	}
+	if port == 0 {
+		port = int(server.Port())
+	}
+	attrs.PutStr("server.address", host)
+	attrs.PutInt("server.port", int64(port))
+	return hostPort(host, port)
+}
+
+func hostPort(host string, port int) string {
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// splitHost splits a Host header ("example.com:8080", "[::1]:80", "a.b").
+func splitHost(h string) (string, int) {
+	if h == "" {
+		return "", 0
+	}
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return h, 0
+		}
+		port, _ := strconv.Atoi(strings.TrimPrefix(h[end+1:], ":"))
+		return h[1:end], port
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		if port, err := strconv.Atoi(h[i+1:]); err == nil && port > 0 && port < 65536 {
+			return h[:i], port
+		}
+	}
+	return h, 0
+}
+
+func putAddr(attrs pcommon.Map, addrKey, portKey string, ap netip.AddrPort) {
+	if !ap.IsValid() {
+		return
+	}
+	attrs.PutStr(addrKey, ap.Addr().String())
+	attrs.PutInt(portKey, int64(ap.Port()))
+}
+
+func setStatus(st ptrace.Status, req *Request) {
+	switch {
+	case req.Status == 0:
+		st.SetCode(ptrace.StatusCodeError)
+		st.SetMessage("no response: the connection ended first")
+	case req.Status >= 500, req.Role == http1.RoleClient && req.Status >= 400:
+		st.SetCode(ptrace.StatusCodeError)
+	}
+}

@@ -1,0 +1,130 @@
+package spans
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
+)
+
+func TestPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b?c=d":               "/a/b",
+		"/":                      "/",
+		"http://example.com/x?y": "/x",
+		"http://example.com":     "/",
+		"*":                      "*",
+	} {
+		assert.Equal(t, want, Path(in), in)
+	}
+}
+
+func TestSplitHost(t *testing.T) {
+	tests := []struct {
+		in   string
+		host string
+		port int
+	}{
+		{"example.com:8080", "example.com", 8080},
+		{"example.com", "example.com", 0},
+		{"[::1]:80", "::1", 80},
+		{"[::1]", "::1", 0},
+		{"a:b", "a:b", 0},
+		{"", "", 0},
+	}
+	for _, tt := range tests {
+		h, p := splitHost(tt.in)
+		assert.Equal(t, tt.host, h, tt.in)
+		assert.Equal(t, tt.port, p, tt.in)
+	}
+}
+
+func attrs(s ptrace.Span) map[string]any { return s.Attributes().AsRaw() }
+
+func TestFillServerSpan(t *testing.T) {
+	router, err := routes.New([]string{"/users/{id}"}, "heuristic")
+	require.NoError(t, err)
+	b := Builder{Router: router, Clock: Clock{Offset: 1000}}
+	req := &Request{
+		Exchange: http1.Exchange{Role: http1.RoleServer, Method: "POST", Target: "/users/7?x=1", Version: "1.1",
+			Host: "api.local:8080", Status: 503, RequestStart: 10, RequestEnd: 20, ResponseStart: 30, ResponseEnd: 40,
+			RequestBodySize: 12, ResponseBodySize: 0},
+		Local:  netip.MustParseAddrPort("127.0.0.1:8080"),
+		Remote: netip.MustParseAddrPort("127.0.0.2:50000"),
+	}
+	s := ptrace.NewSpan()
+	b.Fill(s, req)
+	assert.Equal(t, "POST /users/{id}", s.Name())
+	assert.Equal(t, ptrace.SpanKindServer, s.Kind())
+	assert.Equal(t, pcommon.Timestamp(1010), s.StartTimestamp())
+	assert.Equal(t, pcommon.Timestamp(1040), s.EndTimestamp())
+	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code())
+	assert.False(t, s.TraceID().IsEmpty())
+	assert.True(t, s.ParentSpanID().IsEmpty())
+	assert.Equal(t, map[string]any{
+		"http.request.method":       "POST",
+		"http.response.status_code": int64(503),
+		"network.protocol.version":  "1.1",
+		"url.scheme":                "http",
+		"http.route":                "/users/{id}",
+		"url.path":                  "/users/7",
+		"server.address":            "api.local",
+		"server.port":               int64(8080),
+		"client.address":            "127.0.0.2",
+		"client.port":               int64(50000),
+		"network.peer.address":      "127.0.0.2",
+		"network.peer.port":         int64(50000),
+		"http.request.body.size":    int64(12),
+	}, attrs(s))
+}
+
+func TestFillClientSpan(t *testing.T) {
+	router, err := routes.New(nil, "")
+	require.NoError(t, err)
+	b := Builder{Router: router, RecordQuery: true}
+	req := &Request{
+		Exchange: http1.Exchange{Role: http1.RoleClient, Method: "BREW", Target: "/pot?sugar=2", Version: "1.0",
+			Status: 418, RequestStart: 5, RequestEnd: 6, ResponseStart: 7, ResponseEnd: 8, ResponseBodySize: 3,
+			Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		Local:  netip.MustParseAddrPort("127.0.0.1:40000"),
+		Remote: netip.MustParseAddrPort("[::1]:9000"),
+	}
+	s := ptrace.NewSpan()
+	b.Fill(s, req)
+	assert.Equal(t, "HTTP", s.Name())
+	assert.Equal(t, ptrace.SpanKindClient, s.Kind())
+	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code(), "4xx is an error on a client span")
+	assert.Equal(t, "0af7651916cd43dd8448eb211c80319c", s.TraceID().String())
+	assert.Equal(t, "b7ad6b7169203331", s.ParentSpanID().String())
+	assert.Equal(t, map[string]any{
+		"http.request.method":          "_OTHER",
+		"http.request.method_original": "BREW",
+		"http.response.status_code":    int64(418),
+		"network.protocol.version":     "1.0",
+		"url.scheme":                   "http",
+		"url.full":                     "http://[::1]:9000/pot",
+		"url.query":                    "sugar=2",
+		"server.address":               "::1",
+		"server.port":                  int64(9000),
+		"network.peer.address":         "::1",
+		"network.peer.port":            int64(9000),
+		"http.response.body.size":      int64(3),
+	}, attrs(s))
+}
+
+func TestNoResponseIsAnError(t *testing.T) {
+	router, _ := routes.New(nil, "path")
+	b := Builder{Router: router}
+	s := ptrace.NewSpan()
+	b.Fill(s, &Request{Exchange: http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: "/slow", Version: "1.1", RequestStart: 1, RequestEnd: 2}})
+	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code())
+	assert.Equal(t, pcommon.Timestamp(2), s.EndTimestamp())
+	_, has := s.Attributes().Get("http.response.status_code")
+	assert.False(t, has)
+}

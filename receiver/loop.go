@@ -1,0 +1,243 @@
+package receiver
+
+import (
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+)
+
+const (
+	// flushAfter bounds how long a span waits in a batch.
+	flushAfter = 200 * time.Millisecond
+	// batchSpans flushes a batch early when it has this many spans.
+	batchSpans = 2048
+	// queuedBatches bounds the batches waiting for a slow consumer; beyond
+	// it batches are dropped and counted, so the kernel side never waits.
+	queuedBatches = 16
+	// idleConn is how long a connection may stay silent before its state is
+	// dropped (its close event may have been lost).
+	idleConn = 5 * time.Minute
+)
+
+type connKey struct {
+	pid  uint32
+	sock uint64
+}
+
+type conn struct {
+	http   *http1.Conn
+	req    spans.Request // Local and Remote, reused for each exchange
+	lastNs uint64
+}
+
+// eventLoop owns everything on the path from a kernel event to a span: it
+// runs on one goroutine, so none of it is locked.
+type eventLoop struct {
+	r       *Receiver
+	conns   map[connKey]*conn
+	builder spans.Builder
+	clock   spans.Clock
+
+	batch      ptrace.Traces
+	batchProcs map[uint32]ptrace.SpanSlice
+	batchSpans int
+	batchSince time.Time
+	out        chan ptrace.Traces
+
+	ev        events.Event
+	cur       *conn
+	curPid    uint32
+	lastSweep uint64
+}
+
+func newEventLoop(r *Receiver) *eventLoop {
+	clock := clockOffset()
+	return &eventLoop{
+		r:       r,
+		conns:   map[connKey]*conn{},
+		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clock},
+		clock:   clock,
+		out:     make(chan ptrace.Traces, queuedBatches),
+	}
+}
+
+func (l *eventLoop) run() {
+	defer close(l.out)
+	defer l.flush()
+	for {
+		if l.batchSpans > 0 {
+			l.r.reader.SetDeadline(l.batchSince.Add(flushAfter))
+		} else {
+			l.r.reader.SetDeadline(time.Time{})
+		}
+		raw, err := l.r.reader.Next()
+		switch {
+		case errors.Is(err, events.ErrTimeout):
+			l.flush()
+			continue
+		case errors.Is(err, events.ErrClosed):
+			return
+		case err != nil:
+			l.r.logger().Error("reading kernel events failed; the receiver stops reading", zap.Error(err))
+			return
+		}
+		l.r.Stats.EventsRead.Add(1)
+		if err := events.Decode(raw, &l.ev); err != nil {
+			l.r.Stats.EventsMalformed.Add(1)
+			continue
+		}
+		l.handle(&l.ev)
+		if l.batchSpans >= batchSpans || (l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter) {
+			l.flush()
+		}
+	}
+}
+
+func (l *eventLoop) handle(ev *events.Event) {
+	switch ev.Kind {
+	case events.Read, events.Write:
+		l.data(ev)
+	case events.Close:
+		l.closeConn(connKey{ev.Pid, ev.Sock}, ev.Time)
+	case events.Exit:
+		l.exit(ev.Pid, ev.Time)
+	case events.Select:
+		if l.r.procs.get(ev.Pid) == nil {
+			l.r.adopt(l.r.procs.describe(ev.Pid))
+		}
+	}
+	if ev.Time-l.lastSweep > uint64(idleConn) {
+		l.sweep(ev.Time)
+	}
+}
+
+func (l *eventLoop) data(ev *events.Event) {
+	key := connKey{ev.Pid, ev.Sock}
+	c := l.conns[key]
+	if c == nil {
+		c = &conn{http: http1.NewConn()}
+		l.conns[key] = c
+	}
+	c.req.Local, c.req.Remote, c.lastNs = ev.Local, ev.Remote, ev.Time
+	dir := http1.Inbound
+	if ev.Kind == events.Write {
+		dir = http1.Outbound
+	}
+	l.cur, l.curPid = c, ev.Pid
+	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l.emit)
+}
+
+func (l *eventLoop) closeConn(key connKey, ts uint64) {
+	c := l.conns[key]
+	if c == nil {
+		return
+	}
+	l.cur, l.curPid = c, key.pid
+	c.http.Close(ts, l.emit)
+	delete(l.conns, key)
+}
+
+func (l *eventLoop) exit(pid uint32, ts uint64) {
+	for key := range l.conns {
+		if key.pid == pid {
+			l.closeConn(key, ts)
+		}
+	}
+	l.r.procs.remove(pid)
+	if l.r.agg != nil {
+		l.r.agg.Forget(pid)
+	}
+}
+
+// sweep drops connections silent for longer than idleConn.
+func (l *eventLoop) sweep(now uint64) {
+	l.lastSweep = now
+	for key, c := range l.conns {
+		if now-c.lastNs > uint64(idleConn) {
+			l.closeConn(key, now)
+		}
+	}
+}
+
+// emit turns one exchange of the current connection into a span and a
+// metric observation.
+func (l *eventLoop) emit(x http1.Exchange) {
+	l.r.Stats.Requests.Add(1)
+	p := l.r.procs.get(l.curPid)
+	if p == nil {
+		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid))
+	}
+	req := &l.cur.req
+	req.Exchange = x
+	if l.r.traces != nil {
+		l.addSpan(p, req)
+	}
+	if l.r.metrics != nil {
+		l.observe(p, req)
+	}
+}
+
+func (l *eventLoop) addSpan(p *process, req *spans.Request) {
+	if l.batchSpans == 0 {
+		l.batch = ptrace.NewTraces()
+		l.batchProcs = map[uint32]ptrace.SpanSlice{}
+		l.batchSince = time.Now()
+	}
+	pid := uint32(p.Pid)
+	ss, ok := l.batchProcs[pid]
+	if !ok {
+		rs := l.batch.ResourceSpans().AppendEmpty()
+		p.fill(rs.Resource().Attributes())
+		scope := rs.ScopeSpans().AppendEmpty()
+		scope.Scope().SetName(l.r.scope)
+		ss = scope.Spans()
+		l.batchProcs[pid] = ss
+	}
+	l.builder.Fill(ss.AppendEmpty(), req)
+	l.batchSpans++
+}
+
+func (l *eventLoop) observe(p *process, req *spans.Request) {
+	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
+	if k.Server {
+		k.Route = l.builder.Route(req.Target)
+		k.ServerPort = int(req.Local.Port())
+	} else {
+		k.ServerAddr = req.Remote.Addr().String()
+		k.ServerPort = int(req.Remote.Port())
+	}
+	end := req.ResponseEnd
+	if end == 0 {
+		end = req.RequestEnd
+	}
+	o := redmetrics.Observation{
+		Duration:     float64(end-req.RequestStart) / 1e9,
+		RequestBody:  req.RequestBodySize,
+		ResponseBody: req.ResponseBodySize,
+	}
+	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, pcommon.NewTimestampFromTime(time.Now()))
+}
+
+// flush hands the batch to the sender without waiting: a full queue means
+// the consumer is behind, and the batch is dropped and counted.
+func (l *eventLoop) flush() {
+	if l.batchSpans == 0 {
+		return
+	}
+	select {
+	case l.out <- l.batch:
+		l.r.Stats.SpansQueued.Add(int64(l.batchSpans))
+	default:
+		l.r.Stats.SpansDropped.Add(int64(l.batchSpans))
+	}
+	l.batchSpans = 0
+	l.batchProcs = nil
+}

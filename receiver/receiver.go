@@ -1,0 +1,181 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/kernelcheck"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+)
+
+// Options are the receiver's settings, already validated.
+type Options struct {
+	Criteria        discovery.Criteria
+	PollInterval    time.Duration
+	Router          *routes.Router
+	RecordQuery     bool
+	MetricsInterval time.Duration
+	RingBufferSize  int
+	// ProcRoot is where /proc is mounted; tests and containers may change it.
+	ProcRoot string
+}
+
+// maxSeries bounds the metric series kept for all processes together.
+const maxSeries = 20_000
+
+// Receiver is one loaded set of kernel programs feeding a traces and/or a
+// metrics pipeline.
+type Receiver struct {
+	opts     Options
+	set      component.TelemetrySettings
+	scope    string
+	hostname string
+
+	traces  consumer.Traces
+	metrics consumer.Metrics
+
+	mu      sync.Mutex // guards the lifecycle fields below
+	started bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	tracer  *bpf.Tracer
+	reader  *events.Reader
+
+	procs *processes
+	agg   *redmetrics.Aggregator
+	Stats Stats
+}
+
+// New returns a receiver that does nothing until Start. scope names the
+// instrumentation scope of what it emits.
+func New(opts Options, set component.TelemetrySettings, scope string) *Receiver {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return &Receiver{opts: opts, set: set, scope: scope, hostname: host}
+}
+
+// SetTraces sets where spans go; nil means spans are not built.
+func (r *Receiver) SetTraces(next consumer.Traces) { r.traces = next }
+
+// SetMetrics sets where metrics go; nil means none are aggregated.
+func (r *Receiver) SetMetrics(next consumer.Metrics) { r.metrics = next }
+
+// Start checks the kernel and privileges, loads and attaches the programs,
+// and starts reading. Starting a started receiver does nothing.
+func (r *Receiver) Start(_ context.Context, _ component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return nil
+	}
+	if err := kernelcheck.Check(); err != nil {
+		return fmt.Errorf("the ebpf receiver cannot run here: %w", err)
+	}
+	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize})
+	if err != nil {
+		return fmt.Errorf("ebpf receiver: %w", err)
+	}
+	reader, err := events.NewReader(tracer.Events())
+	if err != nil {
+		tracer.Close()
+		return fmt.Errorf("ebpf receiver: %w", err)
+	}
+	if err := r.watchConnectPorts(tracer); err != nil {
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	r.tracer, r.reader = tracer, reader
+	r.procs = newProcesses(r.opts.ProcRoot, r.hostname)
+	r.agg = redmetrics.New(maxSeries)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	r.started = true
+	r.run(ctx)
+	return nil
+}
+
+func (r *Receiver) watchConnectPorts(t *bpf.Tracer) error {
+	var err error
+	r.opts.Criteria.Ports.Each(func(port uint16) {
+		if err == nil {
+			err = t.WatchConnectPort(port)
+		}
+	})
+	return err
+}
+
+// run starts the goroutines: discovery, the event loop, the span sender and
+// the metrics ticker.
+func (r *Receiver) run(ctx context.Context) {
+	loop := newEventLoop(r)
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); r.discover(ctx) }()
+	go func() { defer r.wg.Done(); loop.run() }()
+	if r.traces != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.sendTraces(ctx, loop.out) }()
+	}
+	if r.metrics != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.emitMetrics(ctx) }()
+	}
+}
+
+// Shutdown detaches every program and frees every map; it waits for the
+// goroutines to end. Shutting down a stopped receiver does nothing.
+func (r *Receiver) Shutdown(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		return nil
+	}
+	r.started = false
+	r.stop()
+	err := r.reader.Close() // ends the event loop, which closes loop.out
+	r.wg.Wait()
+	return errors.Join(err, r.tracer.Close())
+}
+
+// ProgramIDs are the kernel ids of the loaded programs; empty when stopped.
+func (r *Receiver) ProgramIDs() []uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		return nil
+	}
+	var ids []uint32
+	for _, id := range r.tracer.ProgramIDs() {
+		ids = append(ids, uint32(id))
+	}
+	return ids
+}
+
+// clockOffset is wall-clock time minus the kernel's monotonic clock, which
+// bpf_ktime_get_ns reads.
+func clockOffset() spans.Clock {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return spans.Clock{Offset: time.Now().UnixNano() - ts.Nano()}
+}
+
+func (r *Receiver) logger() *zap.Logger { return r.set.Logger }

@@ -1,0 +1,54 @@
+package receiver
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+)
+
+// sendTraces hands batches to the traces pipeline until the event loop
+// closes the queue.
+func (r *Receiver) sendTraces(ctx context.Context, queue <-chan ptrace.Traces) {
+	for td := range queue {
+		n := int64(td.SpanCount())
+		if err := r.traces.ConsumeTraces(ctx, td); err != nil {
+			r.Stats.SpansRefused.Add(n)
+			r.logger().Debug("the next consumer refused spans", zap.Int64("spans", n), zap.Error(err))
+			continue
+		}
+		r.Stats.SpansSent.Add(n)
+	}
+}
+
+// emitMetrics sends the cumulative histograms every interval, and once more
+// at shutdown so nothing seen is lost.
+func (r *Receiver) emitMetrics(ctx context.Context) {
+	tick := time.NewTicker(r.opts.MetricsInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.collect(context.Background())
+			return
+		case <-tick.C:
+			r.collect(ctx)
+		}
+	}
+}
+
+func (r *Receiver) collect(ctx context.Context) {
+	md := r.agg.Collect(r.scope, pcommon.NewTimestampFromTime(time.Now()))
+	if md.DataPointCount() == 0 {
+		return
+	}
+	n := int64(md.DataPointCount())
+	if err := r.metrics.ConsumeMetrics(ctx, md); err != nil {
+		r.Stats.PointsRefused.Add(n)
+		r.logger().Debug("the next consumer refused metrics", zap.Error(err))
+		return
+	}
+	r.Stats.PointsSent.Add(n)
+}
