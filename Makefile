@@ -52,7 +52,7 @@ test: setup
 ## fuzz: run each fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/httpconn -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 
 ## bench: throughput of a Go HTTP server with and without the receiver

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
 )
@@ -48,7 +48,7 @@ func TestLoadConfig(t *testing.T) {
 			sub, err := cm.Sub(tt.id.String())
 			require.NoError(t, err)
 			require.NoError(t, sub.Unmarshal(cfg))
-			err = xconfmap.Validate(cfg)
+			err = confmap.Validate(cfg)
 			if len(tt.errs) == 0 {
 				require.NoError(t, err)
 				assert.Equal(t, tt.expected, cfg)
@@ -63,5 +63,5 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	require.NoError(t, xconfmap.Validate(createDefaultConfig()))
+	require.NoError(t, confmap.Validate(createDefaultConfig()))
 }

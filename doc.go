@@ -2,5 +2,5 @@
 // configuration. The running receiver lives in the receiver package; the kernel
 // programs in bpf.
 //
-//go:generate go tool mdatagen metadata.yaml
+//go:generate scripts/mdatagen-root.sh
 package ebpfreceiver // import "github.com/otelcol-ebpf/ebpfreceiver"

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/httpconn"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
@@ -33,7 +33,7 @@ type connKey struct {
 }
 
 type conn struct {
-	http   *http1.Conn
+	http   *httpconn.Conn
 	req    spans.Request // Local and Remote, reused for each exchange
 	lastNs uint64
 }
@@ -123,16 +123,16 @@ func (l *eventLoop) data(ev *events.Event) {
 	key := connKey{ev.Pid, ev.Sock}
 	c := l.conns[key]
 	if c == nil {
-		c = &conn{http: http1.NewConn()}
+		c = &conn{http: httpconn.NewConn()}
 		l.conns[key] = c
 	}
 	c.req.Local, c.req.Remote, c.lastNs = ev.Local, ev.Remote, ev.Time
-	dir := http1.Inbound
+	dir := httpconn.Inbound
 	if ev.Kind == events.Write {
-		dir = http1.Outbound
+		dir = httpconn.Outbound
 	}
 	l.cur, l.curPid = c, ev.Pid
-	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l.emit)
+	c.http.Feed(dir, httpconn.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l.emit)
 }
 
 func (l *eventLoop) closeConn(key connKey, ts uint64) {
@@ -169,7 +169,7 @@ func (l *eventLoop) sweep(now uint64) {
 
 // emit turns one exchange of the current connection into a span and a
 // metric observation.
-func (l *eventLoop) emit(x http1.Exchange) {
+func (l *eventLoop) emit(x httpconn.Exchange) {
 	l.r.Stats.Requests.Add(1)
 	p := l.r.procs.get(l.curPid)
 	if p == nil {
@@ -206,7 +206,7 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request) {
 }
 
 func (l *eventLoop) observe(p *process, req *spans.Request) {
-	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
+	k := redmetrics.Key{Server: req.Role == httpconn.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
 	if k.Server {
 		k.Route = l.builder.Route(req.Target)
 		k.ServerPort = int(req.Local.Port())
