@@ -82,13 +82,21 @@ volatile const __s64 nr_read = -1, nr_write = -1, nr_readv = -1, nr_writev = -1;
 volatile const __s64 nr_recvfrom = -1, nr_sendto = -1, nr_recvmsg = -1, nr_sendmsg = -1;
 volatile const __s64 nr_sendfile = -1, nr_close = -1, nr_connect = -1;
 
-/* Selected processes: tgid -> 1. Filled by user space and by connect(). */
+/* Selected processes: bit (tgid % 64) of word tgid / 64. Every syscall of
+ * every process asks it, so it is an array (lookups are inlined) rather than
+ * a hash. The loader sizes it from kernel.pid_max. Filled by user space and
+ * by connect(). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } pids SEC(".maps");
+
+/* Records are written without waking the reader, which polls, until this
+ * many bytes wait in the ring: a wakeup per record would cost more than the
+ * record. Set by the loader. */
+volatile const __u64 wakeup_bytes = 1 << 16;
 
 /* Ports whose connect() selects the calling process: port -> 1. */
 struct {
@@ -140,7 +148,21 @@ static __always_inline void count(__u32 which)
 
 static __always_inline bool selected(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&pids, &tgid) != 0;
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&pids, &word);
+	return bits && (*bits & (1ULL << (tgid % 64)));
+}
+
+static __always_inline void set_selected(__u32 tgid, bool on)
+{
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&pids, &word);
+	if (!bits)
+		return;
+	if (on)
+		__sync_fetch_and_or(bits, 1ULL << (tgid % 64));
+	else
+		__sync_fetch_and_and(bits, ~(1ULL << (tgid % 64)));
 }
 
 /* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
@@ -213,7 +235,8 @@ static __always_inline void send(struct event *e, __u32 lost_counter)
 	__u64 size = __builtin_offsetof(struct event, data) + (e->cap_len & (CAPTURE_MAX * 2 - 1));
 	if (size > sizeof(*e))
 		return;
-	if (bpf_ringbuf_output(&events, e, size, 0) != 0)
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, size, flags) != 0)
 		count(lost_counter);
 }
 
@@ -282,8 +305,7 @@ static __always_inline void on_connect(struct pt_regs *regs, __u64 pid_tgid)
 	__u8 *watched = bpf_map_lookup_elem(&connect_ports, &port);
 	if (!watched || !*watched)
 		return;
-	__u8 one = 1;
-	bpf_map_update_elem(&pids, &tgid, &one, BPF_NOEXIST);
+	set_selected(tgid, true);
 	struct event *e = new_event(EVENT_SELECT, pid_tgid, 0);
 	if (!e)
 		return;
@@ -402,7 +424,7 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	/* Only the thread group leader's exit ends the process for us. */
 	if ((__u32)pid_tgid != tgid || !selected(tgid))
 		return 0;
-	bpf_map_delete_elem(&pids, &tgid);
+	set_selected(tgid, false);
 	struct event *e = new_event(EVENT_EXIT, pid_tgid, 0);
 	if (e)
 		send(e, COUNTER_LOST_CONTROL);

@@ -3,7 +3,10 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -41,6 +44,7 @@ type Options struct {
 
 // Tracer is the loaded and attached set of kernel programs and maps.
 type Tracer struct {
+	mu    sync.Mutex // serialises updates of the pid bitmap
 	objs  tracerObjects
 	links []link.Link
 }
@@ -70,7 +74,17 @@ func Load(opts Options) (*Tracer, error) {
 }
 
 func configure(spec *ebpf.CollectionSpec, opts Options) error {
-	consts := map[string]any{"self_tgid": opts.SelfTgid}
+	ring := uint32(spec.Maps["events"].MaxEntries)
+	if opts.RingBufferSize > 0 {
+		ring = uint32(opts.RingBufferSize)
+	}
+	spec.Maps["events"].MaxEntries = ring
+	words, err := pidWords()
+	if err != nil {
+		return err
+	}
+	spec.Maps["pids"].MaxEntries = words
+	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8)}
 	for name, nr := range syscallNumbers {
 		consts[name] = nr
 	}
@@ -83,10 +97,20 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 			return fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
-	if opts.RingBufferSize > 0 {
-		spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
-	}
 	return nil
+}
+
+// pidWords sizes the selected-pid bitmap: one bit per possible pid.
+func pidWords() (uint32, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		return 0, fmt.Errorf("reading the largest pid: %w", err)
+	}
+	max, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("parsing kernel.pid_max %q: %w", b, err)
+	}
+	return uint32(max/64 + 1), nil
 }
 
 func verifierDetail(err error) error {
@@ -124,18 +148,33 @@ func (t *Tracer) Events() *ebpf.Map { return t.objs.Events }
 
 // Select makes the kernel report the traffic of process tgid.
 func (t *Tracer) Select(tgid uint32) error {
-	if err := t.objs.Pids.Update(tgid, uint8(1), ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("selecting pid %d: %w", tgid, err)
-	}
-	return nil
+	return t.setSelected(tgid, true)
 }
 
-// Deselect stops reporting process tgid. A process that is not selected is
-// not an error.
+// Deselect stops reporting process tgid.
 func (t *Tracer) Deselect(tgid uint32) error {
-	err := t.objs.Pids.Delete(tgid)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("deselecting pid %d: %w", tgid, err)
+	return t.setSelected(tgid, false)
+}
+
+// setSelected flips one bit of the pid bitmap. The kernel also sets bits
+// (connect to a watched port); a bit it sets while this read-modify-write
+// runs can be lost, but it reports the process too, and user space selects
+// it again.
+func (t *Tracer) setSelected(tgid uint32, on bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	word := tgid / 64
+	var bits uint64
+	if err := t.objs.Pids.Lookup(word, &bits); err != nil {
+		return fmt.Errorf("pid %d is beyond kernel.pid_max: %w", tgid, err)
+	}
+	if on {
+		bits |= 1 << (tgid % 64)
+	} else {
+		bits &^= 1 << (tgid % 64)
+	}
+	if err := t.objs.Pids.Update(word, bits, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("updating the selection of pid %d: %w", tgid, err)
 	}
 	return nil
 }
@@ -143,13 +182,18 @@ func (t *Tracer) Deselect(tgid uint32) error {
 // Selected lists the processes the kernel currently reports.
 func (t *Tracer) Selected() ([]uint32, error) {
 	var (
-		key  uint32
-		val  uint8
+		word uint32
+		bits uint64
 		tgid []uint32
 	)
 	it := t.objs.Pids.Iterate()
-	for it.Next(&key, &val) {
-		tgid = append(tgid, key)
+	for it.Next(&word, &bits) {
+		for b := uint32(0); bits != 0; b++ {
+			if bits&1 != 0 {
+				tgid = append(tgid, word*64+b)
+			}
+			bits >>= 1
+		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("listing selected pids: %w", err)

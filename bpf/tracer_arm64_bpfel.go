@@ -67,6 +67,7 @@ const (
 	tracerVarNrWrite        = "nr_write"
 	tracerVarNrWritev       = "nr_writev"
 	tracerVarSelfTgid       = "self_tgid"
+	tracerVarWakeupBytes    = "wakeup_bytes"
 )
 
 // loadTracer returns the embedded CollectionSpec for tracer.
@@ -132,18 +133,19 @@ type tracerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerVariableSpecs struct {
-	NrClose    *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrConnect  *ebpf.VariableSpec `ebpf:"nr_connect"`
-	NrRead     *ebpf.VariableSpec `ebpf:"nr_read"`
-	NrReadv    *ebpf.VariableSpec `ebpf:"nr_readv"`
-	NrRecvfrom *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
-	NrRecvmsg  *ebpf.VariableSpec `ebpf:"nr_recvmsg"`
-	NrSendfile *ebpf.VariableSpec `ebpf:"nr_sendfile"`
-	NrSendmsg  *ebpf.VariableSpec `ebpf:"nr_sendmsg"`
-	NrSendto   *ebpf.VariableSpec `ebpf:"nr_sendto"`
-	NrWrite    *ebpf.VariableSpec `ebpf:"nr_write"`
-	NrWritev   *ebpf.VariableSpec `ebpf:"nr_writev"`
-	SelfTgid   *ebpf.VariableSpec `ebpf:"self_tgid"`
+	NrClose     *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrConnect   *ebpf.VariableSpec `ebpf:"nr_connect"`
+	NrRead      *ebpf.VariableSpec `ebpf:"nr_read"`
+	NrReadv     *ebpf.VariableSpec `ebpf:"nr_readv"`
+	NrRecvfrom  *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
+	NrRecvmsg   *ebpf.VariableSpec `ebpf:"nr_recvmsg"`
+	NrSendfile  *ebpf.VariableSpec `ebpf:"nr_sendfile"`
+	NrSendmsg   *ebpf.VariableSpec `ebpf:"nr_sendmsg"`
+	NrSendto    *ebpf.VariableSpec `ebpf:"nr_sendto"`
+	NrWrite     *ebpf.VariableSpec `ebpf:"nr_write"`
+	NrWritev    *ebpf.VariableSpec `ebpf:"nr_writev"`
+	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // tracerObjects contains all objects after they have been loaded into the kernel.
@@ -189,18 +191,19 @@ func (m *tracerMaps) Close() error {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerVariables struct {
-	NrClose    *ebpf.Variable `ebpf:"nr_close"`
-	NrConnect  *ebpf.Variable `ebpf:"nr_connect"`
-	NrRead     *ebpf.Variable `ebpf:"nr_read"`
-	NrReadv    *ebpf.Variable `ebpf:"nr_readv"`
-	NrRecvfrom *ebpf.Variable `ebpf:"nr_recvfrom"`
-	NrRecvmsg  *ebpf.Variable `ebpf:"nr_recvmsg"`
-	NrSendfile *ebpf.Variable `ebpf:"nr_sendfile"`
-	NrSendmsg  *ebpf.Variable `ebpf:"nr_sendmsg"`
-	NrSendto   *ebpf.Variable `ebpf:"nr_sendto"`
-	NrWrite    *ebpf.Variable `ebpf:"nr_write"`
-	NrWritev   *ebpf.Variable `ebpf:"nr_writev"`
-	SelfTgid   *ebpf.Variable `ebpf:"self_tgid"`
+	NrClose     *ebpf.Variable `ebpf:"nr_close"`
+	NrConnect   *ebpf.Variable `ebpf:"nr_connect"`
+	NrRead      *ebpf.Variable `ebpf:"nr_read"`
+	NrReadv     *ebpf.Variable `ebpf:"nr_readv"`
+	NrRecvfrom  *ebpf.Variable `ebpf:"nr_recvfrom"`
+	NrRecvmsg   *ebpf.Variable `ebpf:"nr_recvmsg"`
+	NrSendfile  *ebpf.Variable `ebpf:"nr_sendfile"`
+	NrSendmsg   *ebpf.Variable `ebpf:"nr_sendmsg"`
+	NrSendto    *ebpf.Variable `ebpf:"nr_sendto"`
+	NrWrite     *ebpf.Variable `ebpf:"nr_write"`
+	NrWritev    *ebpf.Variable `ebpf:"nr_writev"`
+	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // tracerPrograms contains all programs after they have been loaded into the kernel.

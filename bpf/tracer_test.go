@@ -22,9 +22,14 @@ func TestLoadAttachClose(t *testing.T) {
 	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 16})
 	require.NoError(t, err)
 	require.Len(t, tr.ProgramIDs(), 3)
-	require.NoError(t, tr.Select(1))
+	for _, pid := range []uint32{1, 63, 64, 4242} {
+		require.NoError(t, tr.Select(pid))
+	}
+	require.NoError(t, tr.Deselect(63))
+	require.NoError(t, tr.Deselect(7)) // never selected: fine
 	sel, err := tr.Selected()
 	require.NoError(t, err)
-	require.Equal(t, []uint32{1}, sel)
+	require.Equal(t, []uint32{1, 64, 4242}, sel)
+	require.Error(t, tr.Select(1<<30), "beyond pid_max")
 	require.NoError(t, tr.Close())
 }

@@ -25,6 +25,9 @@ const (
 	// idleConn is how long a connection may stay silent before its state is
 	// dropped (its close event may have been lost).
 	idleConn = 5 * time.Minute
+	// pollEvery is how often the ring buffer is read when the kernel did not
+	// wake the reader: it wakes it only once enough bytes wait.
+	pollEvery = 10 * time.Millisecond
 )
 
 type connKey struct {
@@ -72,16 +75,16 @@ func newEventLoop(r *Receiver) *eventLoop {
 func (l *eventLoop) run() {
 	defer close(l.out)
 	defer l.flush()
+	l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 	for {
-		if l.batchSpans > 0 {
-			l.r.reader.SetDeadline(l.batchSince.Add(flushAfter))
-		} else {
-			l.r.reader.SetDeadline(time.Time{})
-		}
 		raw, err := l.r.reader.Next()
 		switch {
 		case errors.Is(err, events.ErrTimeout):
-			l.flush()
+			// Everything waiting was read: time to flush a ripe batch.
+			if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
+				l.flush()
+			}
+			l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 			continue
 		case errors.Is(err, events.ErrClosed):
 			return
@@ -95,7 +98,7 @@ func (l *eventLoop) run() {
 			continue
 		}
 		l.handle(&l.ev)
-		if l.batchSpans >= batchSpans || (l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter) {
+		if l.batchSpans >= batchSpans {
 			l.flush()
 		}
 	}
