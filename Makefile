@@ -43,11 +43,13 @@ $(DIST): $(OCB) builder-config.yaml $(GO_SOURCES)
 run: build
 	$(DIST) --config $(CONFIG)
 
-## test: every test; the eBPF end-to-end tests need root (CI runs as root)
-test: setup
+## test: every test; the eBPF end-to-end tests need root (CI runs as root).
+## Packages run one at a time: tests that count loaded eBPF programs must not
+## see another package's.
+test: setup build
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory check-generate; fi
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/otelcol-ebpf-test.log | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
+	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

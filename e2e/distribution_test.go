@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The built otelcol-ebpf binary, as a user runs it: spans come out of the
+// debug exporter one line each, and the receiver logs the instance id of
+// every process it watches. `make test` builds it and sets OTELCOL_EBPF_BIN.
+func TestDistribution(t *testing.T) {
+	requireRoot(t)
+	bin := os.Getenv("OTELCOL_EBPF_BIN")
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OTELCOL_EBPF_BIN is not set: run the tests with `make test`, which builds the distribution")
+		}
+		t.Skip("OTELCOL_EBPF_BIN is not set: `make test` builds the distribution and sets it")
+	}
+	srv := startGoServer(t)
+	cfg := fmt.Sprintf(`receivers:
+  ebpf:
+    discovery:
+      pids: [%d]
+      poll_interval: 100ms
+exporters:
+  debug:
+    verbosity: normal
+service:
+  pipelines:
+    traces:
+      receivers: [ebpf]
+      exporters: [debug]
+`, srv.pid())
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
+
+	col := exec.Command(bin, "--config", path)
+	out := &lines{}
+	col.Stdout, col.Stderr = out, out
+	require.NoError(t, col.Start())
+	t.Cleanup(func() { col.Process.Signal(os.Interrupt); col.Wait() })
+
+	instance := fmt.Sprintf("%s:%d", hostname(t), srv.pid())
+	require.Eventually(t, func() bool { return out.has("instrumenting process", instance) },
+		20*time.Second, 50*time.Millisecond, "no log line names %s:\n%s", instance, out)
+	resp, err := http.Get("http://" + srv.addr + "/from/the/distribution")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		return out.has("GET /from/the/distribution", "http.response.status_code=200", "url.path=/from/the/distribution")
+	}, 10*time.Second, 50*time.Millisecond, "no span line:\n%s", out)
+}
+
+// lines collects a process's output, safe to read while it is written.
+type lines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// has reports whether one line holds all of parts.
+func (l *lines) has(parts ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc := bufio.NewScanner(strings.NewReader(l.buf.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(sc.Text(), p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
