@@ -95,19 +95,26 @@ type span struct {
 	res pcommon.Map
 }
 
+// str is the attribute key as a string, "" when the span has none.
 func (s span) str(key string) string {
-	v, _ := s.Attributes().Get(key)
-	return v.AsString()
+	if v, ok := s.Attributes().Get(key); ok {
+		return v.AsString()
+	}
+	return ""
 }
 
 func (s span) int(key string) int64 {
-	v, _ := s.Attributes().Get(key)
-	return v.Int()
+	if v, ok := s.Attributes().Get(key); ok {
+		return v.Int()
+	}
+	return 0
 }
 
 func (s span) resStr(key string) string {
-	v, _ := s.res.Get(key)
-	return v.AsString()
+	if v, ok := s.res.Get(key); ok {
+		return v.AsString()
+	}
+	return ""
 }
 
 // spansOf returns the spans of process pid of the given kind.

@@ -67,23 +67,24 @@ func runServer(addr string) {
 }
 
 // runClient sends n GET requests to url over `concurrency` keep-alive
-// connections and prints how many got a response.
+// connections and prints how many got a response. "{i}" in url becomes the
+// request's number, so every request can be told apart.
 func runClient(url string, n, concurrency int) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, DisableCompression: true}}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
-	work := make(chan struct{}, n)
+	work := make(chan int, n)
 	for i := 0; i < n; i++ {
-		work <- struct{}{}
+		work <- i
 	}
 	close(work)
 	for c := 0; c < concurrency; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range work {
-				resp, err := client.Get(url)
+			for i := range work {
+				resp, err := client.Get(strings.ReplaceAll(url, "{i}", strconv.Itoa(i)))
 				if err != nil {
 					continue
 				}

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/correlate"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/httpconn"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
@@ -55,9 +56,12 @@ type eventLoop struct {
 	batchSince time.Time
 	out        chan ptrace.Traces
 
+	linker *correlate.Linker
+
 	ev        events.Event
 	cur       *conn
 	curPid    uint32
+	curTid    uint32
 	lastSweep uint64
 }
 
@@ -69,6 +73,7 @@ func newEventLoop(r *Receiver) *eventLoop {
 		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clock},
 		clock:   clock,
 		out:     make(chan ptrace.Traces, queuedBatches),
+		linker:  correlate.New(),
 	}
 }
 
@@ -134,8 +139,8 @@ func (l *eventLoop) data(ev *events.Event) {
 	if ev.Kind == events.Write {
 		dir = httpconn.Outbound
 	}
-	l.cur, l.curPid = c, ev.Pid
-	c.http.Feed(dir, httpconn.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l.emit)
+	l.cur, l.curPid, l.curTid = c, ev.Pid, ev.Tid
+	c.http.Feed(dir, httpconn.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
 }
 
 func (l *eventLoop) closeConn(key connKey, ts uint64) {
@@ -144,8 +149,11 @@ func (l *eventLoop) closeConn(key connKey, ts uint64) {
 		return
 	}
 	l.cur, l.curPid = c, key.pid
-	c.http.Close(ts, l.emit)
+	c.http.Close(ts, l)
 	delete(l.conns, key)
+	// Client requests left waiting on this connection will not be read now.
+	l.linker.FlowClosed(correlate.Flow{Client: c.req.Local, Server: c.req.Remote})
+	l.linker.FlowClosed(correlate.Flow{Client: c.req.Remote, Server: c.req.Local})
 }
 
 func (l *eventLoop) exit(pid uint32, ts uint64) {
@@ -155,6 +163,7 @@ func (l *eventLoop) exit(pid uint32, ts uint64) {
 		}
 	}
 	l.r.procs.remove(pid)
+	l.linker.ProcessExited(pid)
 	if l.r.agg != nil {
 		l.r.agg.Forget(pid)
 	}
@@ -170,25 +179,43 @@ func (l *eventLoop) sweep(now uint64) {
 	}
 }
 
-// emit turns one exchange of the current connection into a span and a
-// metric observation.
-func (l *eventLoop) emit(x httpconn.Exchange) {
+// Started gives a request of the current connection its identity, linked
+// to the other spans of the node (httpconn.Handler).
+func (l *eventLoop) Started(x *httpconn.Exchange) {
+	c := l.cur
+	if x.Role == httpconn.RoleServer {
+		flow := correlate.Flow{Client: c.req.Remote, Server: c.req.Local}
+		x.Tag = l.linker.ServerStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent)
+		return
+	}
+	flow := correlate.Flow{Client: c.req.Local, Server: c.req.Remote}
+	x.Tag = l.linker.ClientStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent)
+}
+
+// Done turns one exchange of the current connection into a span and a
+// metric observation (httpconn.Handler).
+func (l *eventLoop) Done(x *httpconn.Exchange) {
 	l.r.Stats.Requests.Add(1)
+	id := x.Tag.(*correlate.Span)
+	l.linker.Resolve(id)
+	if x.Role == httpconn.RoleServer {
+		l.linker.ServerDone(l.curPid, id)
+	}
 	p := l.r.procs.get(l.curPid)
 	if p == nil {
 		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid))
 	}
 	req := &l.cur.req
-	req.Exchange = x
+	req.Exchange = *x
 	if l.r.traces != nil {
-		l.addSpan(p, req)
+		l.addSpan(p, req, &id.Identity)
 	}
 	if l.r.metrics != nil {
 		l.observe(p, req)
 	}
 }
 
-func (l *eventLoop) addSpan(p *process, req *spans.Request) {
+func (l *eventLoop) addSpan(p *process, req *spans.Request, id *spans.Identity) {
 	if l.batchSpans == 0 {
 		l.batch = ptrace.NewTraces()
 		l.batchProcs = map[uint32]ptrace.SpanSlice{}
@@ -204,7 +231,7 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request) {
 		ss = scope.Spans()
 		l.batchProcs[pid] = ss
 	}
-	l.builder.Fill(ss.AppendEmpty(), req)
+	l.builder.Fill(ss.AppendEmpty(), req, id)
 	l.batchSpans++
 }
 

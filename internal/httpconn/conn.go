@@ -15,7 +15,7 @@ type Conn struct {
 	interim bool      // the response being read is 1xx
 	stopped bool
 	stats   Stats
-	emit    func(Exchange)
+	handler Handler
 	free    []*exchange
 }
 
@@ -30,29 +30,29 @@ func NewConn() *Conn {
 // Stats are what this connection could not use so far.
 func (c *Conn) Stats() Stats { return c.stats }
 
-// Feed reads one segment moved in direction dir; emit receives every
-// exchange it completes, in request order.
-func (c *Conn) Feed(dir Direction, seg Segment, emit func(Exchange)) {
+// Feed reads one segment moved in direction dir and tells h of the
+// exchanges it starts and completes.
+func (c *Conn) Feed(dir Direction, seg Segment, h Handler) {
 	if c.stopped {
 		return
 	}
 	if seg.Len < len(seg.Data) {
 		seg.Len = len(seg.Data)
 	}
-	c.emit = emit
+	c.handler = h
 	if dir == Inbound {
 		c.in.feed(seg, (*inSink)(c))
 	} else {
 		c.out.feed(seg, (*outSink)(c))
 	}
-	c.emit = nil
+	c.handler = nil
 }
 
 // Close ends the connection at ts: a response delimited by the close ends
 // with its last byte, and requests still unanswered are emitted without a
 // status. The Conn is then as new.
-func (c *Conn) Close(ts uint64, emit func(Exchange)) {
-	c.emit = emit
+func (c *Conn) Close(ts uint64, h Handler) {
+	c.handler = h
 	if c.role != 0 {
 		rs := c.responseStream()
 		if rs.st == stUntilClose && len(c.pending) > 0 {
@@ -63,7 +63,7 @@ func (c *Conn) Close(ts uint64, emit func(Exchange)) {
 		if !p.reqDone {
 			p.x.RequestEnd = c.requestStream().last
 		}
-		c.emit(p.x)
+		c.handler.Done(&p.x)
 	}
 	stats := c.stats
 	*c = *NewConn()
@@ -130,6 +130,7 @@ func (c *Conn) requestHead(s *stream, h *head, partial bool) framing {
 			Host: h.host, Traceparent: h.traceparent, RequestStart: s.start, Partial: partial}
 		c.pending = append(c.pending, p)
 		c.reading = p
+		c.handler.Started(&p.x)
 	}
 	switch {
 	case h.chunked:
@@ -200,7 +201,7 @@ func (c *Conn) responseDone(s *stream) {
 	if s.stopped {
 		c.stopped = true
 	}
-	c.emit(p.x)
+	c.handler.Done(&p.x)
 	c.release(p)
 }
 

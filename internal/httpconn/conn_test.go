@@ -23,15 +23,36 @@ func out(s string) step { return step{dir: Outbound, data: s} }
 // run feeds the steps at times 1, 2, 3, ... and closes at the end when close.
 func run(steps []step, close bool) ([]Exchange, Stats) {
 	c := NewConn()
-	var got []Exchange
-	emit := func(x Exchange) { got = append(got, x) }
+	h := &recorder{}
 	for i, s := range steps {
-		c.Feed(s.dir, Segment{Data: []byte(s.data), Len: len(s.data) + s.gap, Tail: []byte(s.tail), Time: uint64(i + 1)}, emit)
+		c.Feed(s.dir, Segment{Data: []byte(s.data), Len: len(s.data) + s.gap, Tail: []byte(s.tail), Time: uint64(i + 1)}, h)
 	}
 	if close {
-		c.Close(uint64(len(steps)+1), emit)
+		c.Close(uint64(len(steps)+1), h)
 	}
-	return got, c.Stats()
+	return h.done, c.Stats()
+}
+
+// recorder keeps what a Handler is told, and checks that every exchange
+// was started before it was done, with the tag it was given.
+type recorder struct {
+	started int
+	done    []Exchange
+	bad     []string
+}
+
+func (r *recorder) Started(x *Exchange) {
+	r.started++
+	x.Tag = r.started
+}
+
+func (r *recorder) Done(x *Exchange) {
+	if x.Tag != len(r.done)+1 {
+		r.bad = append(r.bad, fmt.Sprintf("exchange %d done with tag %v", len(r.done)+1, x.Tag))
+	}
+	y := *x
+	y.Tag = nil
+	r.done = append(r.done, y)
 }
 
 // split cuts s into pieces of n bytes.
@@ -238,14 +259,30 @@ func TestUpgradeStopsParsing(t *testing.T) {
 func BenchmarkKeepAlive(b *testing.B) {
 	c := NewConn()
 	req, resp := []byte("GET /users/42 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n"), []byte(okResp)
-	n := 0
-	emit := func(Exchange) { n++ }
+	h := &counter{}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		c.Feed(Inbound, Segment{Data: req, Len: len(req), Time: uint64(i)}, emit)
-		c.Feed(Outbound, Segment{Data: resp, Len: len(resp), Time: uint64(i)}, emit)
+		c.Feed(Inbound, Segment{Data: req, Len: len(req), Time: uint64(i)}, h)
+		c.Feed(Outbound, Segment{Data: resp, Len: len(resp), Time: uint64(i)}, h)
 	}
-	if n != b.N {
-		b.Fatalf("%d exchanges for %d requests", n, b.N)
+	if h.n != b.N {
+		b.Fatalf("%d exchanges for %d requests", h.n, b.N)
 	}
+}
+
+type counter struct{ n int }
+
+func (c *counter) Started(*Exchange) {}
+func (c *counter) Done(*Exchange)    { c.n++ }
+
+func TestStartedBeforeDone(t *testing.T) {
+	c := NewConn()
+	h := &recorder{}
+	c.Feed(Inbound, Segment{Data: []byte("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"), Len: 38, Time: 1}, h)
+	assert.Equal(t, 2, h.started, "both pipelined requests started before any response")
+	assert.Empty(t, h.done)
+	c.Feed(Outbound, Segment{Data: []byte(okResp + okResp), Len: 2 * len(okResp), Time: 2}, h)
+	c.Close(3, h)
+	assert.Len(t, h.done, 2)
+	assert.Empty(t, h.bad)
 }

@@ -14,14 +14,7 @@ func FuzzConn(f *testing.F) {
 	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nGET / HTTP/1.0\r\n\r\n"), uint8(1), uint8(255))
 	f.Fuzz(func(t *testing.T, data []byte, cut uint8, flips uint8) {
 		c := NewConn()
-		emit := func(x Exchange) {
-			if x.Method == "" || x.RequestStart > x.RequestEnd || (x.Status != 0 && (x.Status < 100 || x.Status > 999)) {
-				t.Fatalf("bad exchange %+v", x)
-			}
-			if x.RequestBodySize < 0 || x.ResponseBodySize < 0 {
-				t.Fatalf("negative body size %+v", x)
-			}
-		}
+		emit := &checker{t: t}
 		size := int(cut%64) + 1
 		for i, n := 0, 0; len(data) > 0; i++ {
 			n = min(size, len(data))
@@ -35,4 +28,31 @@ func FuzzConn(f *testing.F) {
 		}
 		c.Close(1<<40, emit)
 	})
+}
+
+// checker fails the fuzz run on an exchange that breaks an invariant.
+type checker struct {
+	t       *testing.T
+	started int
+	done    int
+}
+
+func (c *checker) Started(x *Exchange) {
+	c.started++
+	if x.Method == "" || x.Status != 0 {
+		c.t.Fatalf("bad started exchange %+v", x)
+	}
+}
+
+func (c *checker) Done(x *Exchange) {
+	c.done++
+	if c.done > c.started {
+		c.t.Fatalf("%d exchanges done, %d started", c.done, c.started)
+	}
+	if x.Method == "" || x.RequestStart > x.RequestEnd || (x.Status != 0 && (x.Status < 100 || x.Status > 999)) {
+		c.t.Fatalf("bad exchange %+v", x)
+	}
+	if x.RequestBodySize < 0 || x.ResponseBodySize < 0 {
+		c.t.Fatalf("negative body size %+v", x)
+	}
 }

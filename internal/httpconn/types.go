@@ -49,6 +49,19 @@ type Exchange struct {
 	// Partial is true when part of a head was not captured, so some header
 	// fields may be missing.
 	Partial bool
+
+	// Tag is the Handler's own: set in Started, carried to Done.
+	Tag any
+}
+
+// Handler receives the exchanges of a connection. The *Exchange is valid
+// only during the call.
+type Handler interface {
+	// Started is called when a request's head was read, before its
+	// response: the moment to give it an identity others can link to.
+	Started(x *Exchange)
+	// Done is called when the exchange ended, in request order.
+	Done(x *Exchange)
 }
 
 // Stats count what a connection could not use.

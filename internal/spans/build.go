@@ -67,13 +67,24 @@ func Path(target string) string {
 	return target
 }
 
+// Identity places a span in its trace.
+type Identity struct {
+	TraceID  pcommon.TraceID
+	SpanID   pcommon.SpanID
+	ParentID pcommon.SpanID // empty for a root span
+	Flags    byte
+}
+
 // Fill writes req into span: ids, name, kind, times, attributes, status.
-func (b *Builder) Fill(span ptrace.Span, req *Request) {
+func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
 	route := ""
 	if req.Role == httpconn.RoleServer {
 		route = b.Route(req.Target)
 	}
-	b.identify(span, req)
+	span.SetTraceID(id.TraceID)
+	span.SetSpanID(id.SpanID)
+	span.SetParentSpanID(id.ParentID)
+	span.SetFlags(uint32(id.Flags))
 	span.SetName(spanName(req.Method, route))
 	span.SetStartTimestamp(b.Clock.Time(req.RequestStart))
 	end := req.ResponseEnd
@@ -88,20 +99,6 @@ func (b *Builder) Fill(span ptrace.Span, req *Request) {
 	}
 	b.attributes(span.Attributes(), req, route)
 	setStatus(span.Status(), req)
-}
-
-// identify gives the span its ids: a child of the traceparent the request
-// carried, or the root of a new trace.
-func (b *Builder) identify(span ptrace.Span, req *Request) {
-	span.SetSpanID(newSpanID())
-	if c, ok := ParseTraceparent(req.Traceparent); ok {
-		span.SetTraceID(c.TraceID)
-		span.SetParentSpanID(c.SpanID)
-		span.SetFlags(uint32(c.Flags))
-		return
-	}
-	span.SetTraceID(newTraceID())
-	span.SetFlags(1)
 }
 
 func spanName(method, route string) string {

@@ -59,7 +59,10 @@ func TestFillServerSpan(t *testing.T) {
 		Remote: netip.MustParseAddrPort("127.0.0.2:50000"),
 	}
 	s := ptrace.NewSpan()
-	b.Fill(s, req)
+	id := &Identity{TraceID: NewTraceID(), SpanID: NewSpanID(), Flags: 1}
+	b.Fill(s, req, id)
+	assert.Equal(t, id.TraceID, s.TraceID())
+	assert.Equal(t, id.SpanID, s.SpanID())
 	assert.Equal(t, "POST /users/{id}", s.Name())
 	assert.Equal(t, ptrace.SpanKindServer, s.Kind())
 	assert.Equal(t, pcommon.Timestamp(1010), s.StartTimestamp())
@@ -96,7 +99,8 @@ func TestFillClientSpan(t *testing.T) {
 		Remote: netip.MustParseAddrPort("[::1]:9000"),
 	}
 	s := ptrace.NewSpan()
-	b.Fill(s, req)
+	c, _ := ParseTraceparent(req.Traceparent)
+	b.Fill(s, req, &Identity{TraceID: c.TraceID, SpanID: NewSpanID(), ParentID: c.SpanID, Flags: c.Flags})
 	assert.Equal(t, "HTTP", s.Name())
 	assert.Equal(t, ptrace.SpanKindClient, s.Kind())
 	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code(), "4xx is an error on a client span")
@@ -122,7 +126,7 @@ func TestNoResponseIsAnError(t *testing.T) {
 	router, _ := routes.New(nil, "path")
 	b := Builder{Router: router}
 	s := ptrace.NewSpan()
-	b.Fill(s, &Request{Exchange: httpconn.Exchange{Role: httpconn.RoleServer, Method: "GET", Target: "/slow", Version: "1.1", RequestStart: 1, RequestEnd: 2}})
+	b.Fill(s, &Request{Exchange: httpconn.Exchange{Role: httpconn.RoleServer, Method: "GET", Target: "/slow", Version: "1.1", RequestStart: 1, RequestEnd: 2}}, &Identity{})
 	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code())
 	assert.Equal(t, pcommon.Timestamp(2), s.EndTimestamp())
 	_, has := s.Attributes().Get("http.response.status_code")

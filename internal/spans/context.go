@@ -61,7 +61,7 @@ func Traceparent(traceID pcommon.TraceID, spanID pcommon.SpanID, flags byte) str
 	return string(b[:])
 }
 
-func newTraceID() pcommon.TraceID {
+func NewTraceID() pcommon.TraceID {
 	var id pcommon.TraceID
 	for id.IsEmpty() {
 		putUint64(id[0:8], rand.Uint64())
@@ -70,7 +70,7 @@ func newTraceID() pcommon.TraceID {
 	return id
 }
 
-func newSpanID() pcommon.SpanID {
+func NewSpanID() pcommon.SpanID {
 	var id pcommon.SpanID
 	for id.IsEmpty() {
 		putUint64(id[:], rand.Uint64())

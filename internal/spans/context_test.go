@@ -38,7 +38,7 @@ func TestParseTraceparent(t *testing.T) {
 }
 
 func TestTraceparentRoundTrip(t *testing.T) {
-	trace, span := newTraceID(), newSpanID()
+	trace, span := NewTraceID(), NewSpanID()
 	c, ok := ParseTraceparent(Traceparent(trace, span, 1))
 	assert.True(t, ok)
 	assert.Equal(t, trace, c.TraceID)

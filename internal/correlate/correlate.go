@@ -1,0 +1,187 @@
+// Package correlate gives spans their trace identity and links them into
+// one trace across the hops of a node, without touching a packet:
+//
+//   - A server span is the child of the client span at the other end of the
+//     same TCP connection, when both processes are watched on this node
+//     (the client wrote the request on flow A->B, the server read it on B<-A).
+//   - A client span is the child of the server span its process is serving:
+//     the in-flight request with the same method and target (what a proxy
+//     forwards), else the one read on the same thread, else the only one.
+//   - A request carrying a W3C traceparent joins that trace when nothing
+//     on this node is a better parent.
+//
+// Identities are given when a request starts, so children can point at
+// their parents; trace ids are settled lazily, when a span is built,
+// because the kernel may report a server's read before the client's write
+// (the writer can be preempted between its copy and its syscall exit).
+package correlate // import "github.com/otelcol-ebpf/ebpfreceiver/internal/correlate"
+
+import (
+	"net/netip"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+)
+
+// Span is the identity of one span, while it is being settled.
+type Span struct {
+	spans.Identity
+
+	resolved    bool
+	parent      *Span
+	server      bool
+	flow        Flow // client->server, for a server span still looking for its client
+	traceparent string
+}
+
+// Flow is one direction of a TCP connection: from the client to the server.
+type Flow struct {
+	Client, Server netip.AddrPort
+}
+
+// inflight is a request a watched process is serving.
+type inflight struct {
+	span           *Span
+	method, target string
+	tid            uint32
+	forwarded      bool // a client request matched it by content already
+}
+
+const (
+	maxWaitingPerFlow = 16   // client requests waiting for their server on one connection
+	maxInflight       = 4096 // served requests remembered per process
+)
+
+// Linker holds what links spans across connections and processes. It is
+// used from one goroutine.
+type Linker struct {
+	waiting  map[Flow][]*Span       // client spans whose server has not read them yet
+	inflight map[uint32][]*inflight // per pid
+}
+
+// New returns an empty Linker.
+func New() *Linker {
+	return &Linker{waiting: map[Flow][]*Span{}, inflight: map[uint32][]*inflight{}}
+}
+
+// ServerStarted gives an identity to a request process pid read (on thread
+// tid) on flow, and makes it a candidate parent of the process's calls.
+func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
+	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow, traceparent: traceparent}
+	s.parent = l.takeWaiting(flow)
+	list := l.inflight[pid]
+	if len(list) < maxInflight {
+		l.inflight[pid] = append(list, &inflight{span: s, method: method, target: target, tid: tid})
+	}
+	return s
+}
+
+// ClientStarted gives an identity to a request process pid wrote (on thread
+// tid) on flow, finds its parent among the requests the process serves, and
+// leaves it for the server at the other end, if that one is watched.
+func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
+	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, traceparent: traceparent}
+	s.parent = l.servingParent(pid, tid, method, target, traceparent)
+	w := l.waiting[flow]
+	if len(w) >= maxWaitingPerFlow {
+		w = w[1:] // the oldest was never read by a watched server
+	}
+	l.waiting[flow] = append(w, s)
+	return s
+}
+
+// servingParent picks, among the requests pid is serving, the one a new
+// outgoing request belongs to.
+func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent string) *Span {
+	list := l.inflight[pid]
+	for _, in := range list { // oldest first: proxies forward in order
+		if !in.forwarded && in.method == method && in.target == target {
+			in.forwarded = true
+			return in.span
+		}
+	}
+	if traceparent != "" {
+		if _, ok := spans.ParseTraceparent(traceparent); ok {
+			return nil // the application propagates context itself
+		}
+	}
+	for i := len(list) - 1; i >= 0; i-- { // newest first: the thread's current request
+		if list[i].tid == tid {
+			return list[i].span
+		}
+	}
+	if len(list) == 1 {
+		return list[0].span
+	}
+	return nil
+}
+
+func (l *Linker) takeWaiting(flow Flow) *Span {
+	w := l.waiting[flow]
+	if len(w) == 0 {
+		return nil
+	}
+	s := w[0]
+	if len(w) == 1 {
+		delete(l.waiting, flow)
+	} else {
+		l.waiting[flow] = w[1:]
+	}
+	return s
+}
+
+// ServerDone removes a served request from the candidate parents.
+func (l *Linker) ServerDone(pid uint32, s *Span) {
+	list := l.inflight[pid]
+	for i, in := range list {
+		if in.span == s {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(l.inflight, pid)
+	} else {
+		l.inflight[pid] = list
+	}
+}
+
+// FlowClosed forgets the client requests waiting on a closed connection.
+func (l *Linker) FlowClosed(flow Flow) { delete(l.waiting, flow) }
+
+// ProcessExited forgets what process pid was serving.
+func (l *Linker) ProcessExited(pid uint32) { delete(l.inflight, pid) }
+
+// Size reports the entries held, for leak checks and self-telemetry.
+func (l *Linker) Size() (waiting, inflight int) {
+	for _, w := range l.waiting {
+		waiting += len(w)
+	}
+	for _, in := range l.inflight {
+		inflight += len(in)
+	}
+	return waiting, inflight
+}
+
+// Resolve settles the trace id and parent of s, and of its ancestors.
+func (l *Linker) Resolve(s *Span) {
+	if s.resolved {
+		return
+	}
+	s.resolved = true // set first: a cycle (impossible by construction) cannot recurse
+	if s.server && s.parent == nil {
+		s.parent = l.takeWaiting(s.flow) // the client's write may have been reported late
+	}
+	if s.parent != nil {
+		l.Resolve(s.parent)
+		s.TraceID, s.ParentID, s.Flags = s.parent.TraceID, s.parent.SpanID, s.parent.Flags
+		s.parent = nil // let the ancestors go
+		return
+	}
+	if c, ok := spans.ParseTraceparent(s.traceparent); ok {
+		s.TraceID, s.ParentID, s.Flags = c.TraceID, c.SpanID, c.Flags
+		return
+	}
+	s.TraceID, s.Flags = spans.NewTraceID(), 1
+}
