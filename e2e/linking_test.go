@@ -5,7 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -46,9 +49,11 @@ type hop struct {
 	kind ptrace.SpanKind
 }
 
-// chainStats counts, over every request path, the traces that have every
-// expected span (complete) and whose every parent is right (linked).
-func chainStats(h *harness, chain []hop, paths []string) (complete, linked int) {
+// chainStats counts, over requests 0..n-1, the traces that have every
+// expected span (complete) and whose every parent is right (linked). A span
+// belongs to request i when the last segment of its path is i: hops may
+// rewrite the rest of the path.
+func chainStats(h *harness, chain []hop, n int) (complete, linked int) {
 	byPath := map[string]map[hop][]span{}
 	for _, c := range chain {
 		for _, s := range h.spansOf(c.pid, c.kind) {
@@ -56,14 +61,15 @@ func chainStats(h *harness, chain []hop, paths []string) (complete, linked int) 
 			if p == "" {
 				p = pathOfURL(s.str("url.full"))
 			}
+			p = p[strings.LastIndexByte(p, '/')+1:]
 			if byPath[p] == nil {
 				byPath[p] = map[hop][]span{}
 			}
 			byPath[p][c] = append(byPath[p][c], s)
 		}
 	}
-	for _, p := range paths {
-		got := byPath[p]
+	for i := 0; i < n; i++ {
+		got := byPath[strconv.Itoa(i)]
 		ok := true
 		for _, c := range chain {
 			ok = ok && len(got[c]) == 1
@@ -97,47 +103,179 @@ func pathOfURL(u string) string {
 	return ""
 }
 
-// The seeds' story: a client, two TCP proxies, a Go backend. Each request
-// gives one five-span trace: server and client span at each proxy, server
-// span at the backend, each the child of the one before.
-func TestTwoTCPProxiesOneTrace(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		requests    int
-		concurrency int
-		minLinked   float64
-	}{
-		{"sequential", 100, 1, 1.0},
-		{"32 concurrent clients", 640, 32, 0.99},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			backend := startGoServer(t)
-			inner, innerAddr := startHAProxy(t, backend.addr)
-			outer, outerAddr := startHAProxy(t, innerAddr)
-			h := startReceiver(t, func(c *ebpfreceiver.Config) {
-				c.Discovery.Pids = []int{backend.pid(), inner.pid(), outer.pid()}
-			})
-			for _, p := range []*peer{backend, inner, outer} {
-				h.waitInstrumented(t, p.pid())
-			}
-			_, ok := runGoClient(t, "http://"+outerAddr+"/req/{i}", tc.requests, tc.concurrency)
-			require.Equal(t, tc.requests, ok)
-			h.waitSpans(t, backend.pid(), ptrace.SpanKindServer, tc.requests)
-			h.waitSpans(t, outer.pid(), ptrace.SpanKindServer, tc.requests)
+// startNginx runs nginx in the foreground with one worker, configured by
+// body (the main context, after the common settings), and returns the
+// worker's pid: the worker is the process that moves the bytes.
+func startNginx(t *testing.T, body string) int {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log stderr error;
+events { worker_connections 1024; }
+%[2]s
+`, dir, body)
+	path := filepath.Join(dir, "nginx.conf")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
+	master := startPeer(t, exec.Command("nginx", "-p", dir, "-c", path))
+	var worker int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master.pid(), master.pid()))
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscan(string(b), &worker)
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "nginx started no worker")
+	return worker
+}
 
-			chain := []hop{
-				{outer.pid(), ptrace.SpanKindServer}, {outer.pid(), ptrace.SpanKindClient},
-				{inner.pid(), ptrace.SpanKindServer}, {inner.pid(), ptrace.SpanKindClient},
-				{backend.pid(), ptrace.SpanKindServer},
-			}
-			paths := make([]string, tc.requests)
-			for i := range paths {
-				paths[i] = fmt.Sprintf("/req/%d", i)
-			}
-			complete, linked := chainStats(h, chain, paths)
-			t.Logf("haproxy x2, %s: %d requests, %d complete traces, %d correctly linked", tc.name, tc.requests, complete, linked)
-			require.Equal(t, tc.requests, complete)
-			require.GreaterOrEqual(t, float64(linked)/float64(tc.requests), tc.minLinked)
-		})
+func nginxStream(t *testing.T, backend string) (int, string) {
+	port := freePort(t)
+	pid := startNginx(t, fmt.Sprintf("stream { server { listen 127.0.0.1:%d; proxy_pass %s; } }", port, backend))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr)
+	return pid, addr
+}
+
+func nginxHTTP(t *testing.T, backend string) (int, string) {
+	port := freePort(t)
+	dir := t.TempDir()
+	pid := startNginx(t, fmt.Sprintf(`http {
+    access_log off;
+    client_body_temp_path %[3]s/body;
+    proxy_temp_path %[3]s/proxy;
+    fastcgi_temp_path %[3]s/fastcgi;
+    uwsgi_temp_path %[3]s/uwsgi;
+    scgi_temp_path %[3]s/scgi;
+    upstream next { server %[2]s; keepalive 32; }
+    server {
+        listen 127.0.0.1:%[1]d;
+        location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}`, port, backend, dir))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr)
+	return pid, addr
+}
+
+func haproxyTCP(t *testing.T, backend string) (int, string) {
+	p, addr := startHAProxy(t, backend)
+	return p.pid(), addr
+}
+
+// topology builds a chain in front of a Go backend: it returns the address
+// clients call, the request path pattern, and the expected hops.
+type topology struct {
+	name  string
+	build func(t *testing.T) (entry, path string, chain []hop)
+}
+
+// proxied puts proxies (outermost first) in front of a Go backend.
+func proxied(proxies ...func(*testing.T, string) (int, string)) func(t *testing.T) (string, string, []hop) {
+	return func(t *testing.T) (string, string, []hop) {
+		backend := startGoServer(t)
+		chain := []hop{{backend.pid(), ptrace.SpanKindServer}}
+		next := backend.addr
+		for i := len(proxies) - 1; i >= 0; i-- {
+			pid, addr := proxies[i](t, next)
+			chain = append([]hop{{pid, ptrace.SpanKindServer}, {pid, ptrace.SpanKindClient}}, chain...)
+			next = addr
+		}
+		return next, "/req/{i}", chain
 	}
+}
+
+// relayed is a Go service that calls a Go backend while serving each
+// request (on another path), as microservices do.
+func relayed(t *testing.T) (string, string, []hop) {
+	backend := startGoServer(t)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr)
+	relay := startPeer(t, cmd)
+	line := relay.readLine(t)
+	require.True(t, strings.HasPrefix(line, "READY "), "relay said %q", line)
+	addr := strings.TrimPrefix(line, "READY ")
+	return addr, "/front/{i}", []hop{
+		{relay.pid(), ptrace.SpanKindServer}, {relay.pid(), ptrace.SpanKindClient}, {backend.pid(), ptrace.SpanKindServer},
+	}
+}
+
+var topologies = []topology{
+	{"haproxy-tcp", proxied(haproxyTCP)},
+	{"haproxy-tcp-x2", proxied(haproxyTCP, haproxyTCP)},
+	{"nginx-stream", proxied(nginxStream)},
+	{"nginx-stream-x2", proxied(nginxStream, nginxStream)},
+	{"nginx-http-proxy", proxied(nginxHTTP)},
+	{"go-service-calls-go-service", relayed},
+}
+
+// Every topology, with 1 client and with 32 concurrent keep-alive clients:
+// each request gives one trace holding every hop's spans, each the child of
+// the one before. The figures are logged for the README.
+func TestLinkingAcrossHops(t *testing.T) {
+	for _, topo := range topologies {
+		for _, load := range []struct {
+			name              string
+			requests, clients int
+			minLinked         float64
+		}{
+			{"sequential", 100, 1, 1.0},
+			{"32-clients", 320, 32, 0.99},
+		} {
+			t.Run(topo.name+"/"+load.name, func(t *testing.T) {
+				entry, path, chain := topo.build(t)
+				var pids []int
+				for _, c := range chain {
+					pids = append(pids, c.pid)
+				}
+				h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
+				for _, pid := range pids {
+					h.waitInstrumented(t, pid)
+				}
+				_, ok := runGoClient(t, "http://"+entry+path, load.requests, load.clients)
+				require.Equal(t, load.requests, ok)
+				last := chain[len(chain)-1]
+				h.waitSpans(t, last.pid, last.kind, load.requests)
+				h.waitSpans(t, chain[0].pid, chain[0].kind, load.requests)
+
+				complete, linked := chainStats(h, chain, load.requests)
+				t.Logf("LINKING %s %s: %d requests, %d complete, %d linked (%.1f%%)",
+					topo.name, load.name, load.requests, complete, linked, 100*float64(linked)/float64(load.requests))
+				require.Equal(t, load.requests, complete, "every hop's span is there")
+				if topo.name == "go-service-calls-go-service" && load.clients > 1 {
+					return // measured, not promised: see the README
+				}
+				require.GreaterOrEqual(t, float64(linked)/float64(load.requests), load.minLinked)
+			})
+		}
+	}
+}
+
+// A request that already carries a traceparent makes the whole chain join
+// that trace.
+func TestIncomingTraceparentJoinsTheChain(t *testing.T) {
+	entry, _, chain := proxied(haproxyTCP, haproxyTCP)(t)
+	var pids []int
+	for _, c := range chain {
+		pids = append(pids, c.pid)
+	}
+	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
+	for _, pid := range pids {
+		h.waitInstrumented(t, pid)
+	}
+	out, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "http://"+entry+"/req/0").CombinedOutput()
+	require.NoError(t, err, string(out))
+	complete, linked := 0, 0
+	require.Eventually(t, func() bool {
+		complete, linked = chainStats(h, chain, 1)
+		return linked == 1
+	}, 10*time.Second, 50*time.Millisecond, "complete %d, linked %d", complete, linked)
+	first := h.spansOf(chain[0].pid, chain[0].kind)[0]
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", first.TraceID().String())
+	require.Equal(t, "00f067aa0ba902b7", first.ParentSpanID().String())
+	backend := h.spansOf(chain[len(chain)-1].pid, ptrace.SpanKindServer)[0]
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", backend.TraceID().String())
 }

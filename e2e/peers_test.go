@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +54,19 @@ func runServer(addr string) {
 			w.(http.Flusher).Flush()
 		}
 	})
+	if down := os.Getenv("E2E_DOWNSTREAM"); down != "" {
+		// A service that calls another while serving: /front/x calls /back/x.
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		mux.HandleFunc("/front/{id}", func(w http.ResponseWriter, r *http.Request) {
+			resp, err := client.Get("http://" + down + "/back/" + r.PathValue("id"))
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			io.Copy(w, resp.Body)
+			resp.Body.Close()
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Write([]byte("hello"))
@@ -127,9 +141,11 @@ func startPeer(t *testing.T, cmd *exec.Cmd) *peer {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
+	// A group of its own, so its children (nginx workers) go with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	})
 	return &peer{cmd: cmd, out: bufio.NewReader(stdout)}
