@@ -20,6 +20,7 @@ char __license[] SEC("license") = "GPL";
 #define CAPTURE_MAX 4096
 #define TAIL_LEN 16
 #define MAX_IOV 8
+#define TASK_COMM_LEN 16
 
 enum event_kind {
 	EVENT_READ = 1,   /* the process read bytes from a socket */
@@ -310,6 +311,9 @@ static __always_inline void on_connect(struct pt_regs *regs, __u64 pid_tgid)
 	if (!e)
 		return;
 	e->rport = port;
+	/* The command name, for a process gone before user space looks at it. */
+	if (bpf_get_current_comm(e->data, TASK_COMM_LEN) == 0)
+		e->cap_len = TASK_COMM_LEN;
 	send(e, COUNTER_LOST_CONTROL);
 }
 

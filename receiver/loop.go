@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"errors"
 	"time"
 
@@ -119,7 +120,7 @@ func (l *eventLoop) handle(ev *events.Event) {
 		l.exit(ev.Pid, ev.Time)
 	case events.Select:
 		if l.r.procs.get(ev.Pid) == nil {
-			l.r.adopt(l.r.procs.describe(ev.Pid))
+			l.r.adopt(l.r.procs.describe(ev.Pid, commName(ev.Data)))
 		}
 	}
 	if ev.Time-l.lastSweep > uint64(idleConn) {
@@ -203,7 +204,7 @@ func (l *eventLoop) Done(x *httpconn.Exchange) {
 	}
 	p := l.r.procs.get(l.curPid)
 	if p == nil {
-		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid))
+		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid, ""))
 	}
 	req := &l.cur.req
 	req.Exchange = *x
@@ -270,4 +271,12 @@ func (l *eventLoop) flush() {
 	}
 	l.batchSpans = 0
 	l.batchProcs = nil
+}
+
+// commName is the command name the kernel sent, up to its NUL.
+func commName(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }

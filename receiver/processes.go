@@ -64,11 +64,15 @@ func (ps *processes) count() int {
 }
 
 // describe finds process pid in /proc, for processes the kernel selected by
-// itself. A process that is already gone is described by its pid alone.
-func (ps *processes) describe(pid uint32) discovery.Process {
+// itself. A process already gone is described by the command name the
+// kernel saw, if any.
+func (ps *processes) describe(pid uint32, comm string) discovery.Process {
 	p, err := discovery.Describe(ps.procRoot, int(pid))
 	if err != nil {
-		return discovery.Process{Pid: int(pid), ExeName: "unknown", ServiceName: "unknown"}
+		if comm == "" {
+			comm = "unknown"
+		}
+		return discovery.Process{Pid: int(pid), ExeName: comm, ServiceName: comm}
 	}
 	return p
 }
