@@ -54,7 +54,7 @@ test: setup build
 ## fuzz: run each fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/httpconn -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 
 ## bench: throughput of a Go HTTP server with and without the receiver

@@ -11,7 +11,7 @@ import (
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/correlate"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/httpconn"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
@@ -38,7 +38,7 @@ type connKey struct {
 }
 
 type conn struct {
-	http   *httpconn.Conn
+	http   *http1.Conn
 	req    spans.Request // Local and Remote, reused for each exchange
 	lastNs uint64
 }
@@ -132,16 +132,16 @@ func (l *eventLoop) data(ev *events.Event) {
 	key := connKey{ev.Pid, ev.Sock}
 	c := l.conns[key]
 	if c == nil {
-		c = &conn{http: httpconn.NewConn()}
+		c = &conn{http: http1.NewConn()}
 		l.conns[key] = c
 	}
 	c.req.Local, c.req.Remote, c.lastNs = ev.Local, ev.Remote, ev.Time
-	dir := httpconn.Inbound
+	dir := http1.Inbound
 	if ev.Kind == events.Write {
-		dir = httpconn.Outbound
+		dir = http1.Outbound
 	}
 	l.cur, l.curPid, l.curTid = c, ev.Pid, ev.Tid
-	c.http.Feed(dir, httpconn.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
+	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
 }
 
 func (l *eventLoop) closeConn(key connKey, ts uint64) {
@@ -181,10 +181,10 @@ func (l *eventLoop) sweep(now uint64) {
 }
 
 // Started gives a request of the current connection its identity, linked
-// to the other spans of the node (httpconn.Handler).
-func (l *eventLoop) Started(x *httpconn.Exchange) {
+// to the other spans of the node (http1.Handler).
+func (l *eventLoop) Started(x *http1.Exchange) {
 	c := l.cur
-	if x.Role == httpconn.RoleServer {
+	if x.Role == http1.RoleServer {
 		flow := correlate.Flow{Client: c.req.Remote, Server: c.req.Local}
 		x.Tag = l.linker.ServerStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent)
 		return
@@ -194,12 +194,12 @@ func (l *eventLoop) Started(x *httpconn.Exchange) {
 }
 
 // Done turns one exchange of the current connection into a span and a
-// metric observation (httpconn.Handler).
-func (l *eventLoop) Done(x *httpconn.Exchange) {
+// metric observation (http1.Handler).
+func (l *eventLoop) Done(x *http1.Exchange) {
 	l.r.Stats.Requests.Add(1)
 	id := x.Tag.(*correlate.Span)
 	l.linker.Resolve(id)
-	if x.Role == httpconn.RoleServer {
+	if x.Role == http1.RoleServer {
 		l.linker.ServerDone(l.curPid, id)
 	}
 	p := l.r.procs.get(l.curPid)
@@ -237,7 +237,7 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *spans.Identity) 
 }
 
 func (l *eventLoop) observe(p *process, req *spans.Request) {
-	k := redmetrics.Key{Server: req.Role == httpconn.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
+	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
 	if k.Server {
 		k.Route = l.builder.Route(req.Target)
 		k.ServerPort = int(req.Local.Port())

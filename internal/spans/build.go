@@ -10,13 +10,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/httpconn"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 )
 
 // Request is one exchange with the connection it was seen on.
 type Request struct {
-	httpconn.Exchange
+	http1.Exchange
 	Local  netip.AddrPort // the watched process's end of the connection
 	Remote netip.AddrPort // the peer's end
 }
@@ -78,7 +78,7 @@ type Identity struct {
 // Fill writes req into span: ids, name, kind, times, attributes, status.
 func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
 	route := ""
-	if req.Role == httpconn.RoleServer {
+	if req.Role == http1.RoleServer {
 		route = b.Route(req.Target)
 	}
 	span.SetTraceID(id.TraceID)
@@ -92,7 +92,7 @@ func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
 		end = req.RequestEnd
 	}
 	span.SetEndTimestamp(b.Clock.Time(end))
-	if req.Role == httpconn.RoleServer {
+	if req.Role == http1.RoleServer {
 		span.SetKind(ptrace.SpanKindServer)
 	} else {
 		span.SetKind(ptrace.SpanKindClient)
@@ -125,7 +125,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	attrs.PutStr("network.protocol.version", req.Version)
 	attrs.PutStr("url.scheme", "http")
 	path := Path(req.Target)
-	if req.Role == httpconn.RoleServer {
+	if req.Role == http1.RoleServer {
 		attrs.PutStr("http.route", route)
 		attrs.PutStr("url.path", path)
 		putHostPort(attrs, req.Host, req.Local)
@@ -205,7 +205,7 @@ func setStatus(st ptrace.Status, req *Request) {
 	case req.Status == 0:
 		st.SetCode(ptrace.StatusCodeError)
 		st.SetMessage("no response: the connection ended first")
-	case req.Status >= 500, req.Role == httpconn.RoleClient && req.Status >= 400:
+	case req.Status >= 500, req.Role == http1.RoleClient && req.Status >= 400:
 		st.SetCode(ptrace.StatusCodeError)
 	}
 }

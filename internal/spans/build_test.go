@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/httpconn"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 )
 
@@ -52,7 +52,7 @@ func TestFillServerSpan(t *testing.T) {
 	require.NoError(t, err)
 	b := Builder{Router: router, Clock: Clock{Offset: 1000}}
 	req := &Request{
-		Exchange: httpconn.Exchange{Role: httpconn.RoleServer, Method: "POST", Target: "/users/7?x=1", Version: "1.1",
+		Exchange: http1.Exchange{Role: http1.RoleServer, Method: "POST", Target: "/users/7?x=1", Version: "1.1",
 			Host: "api.local:8080", Status: 503, RequestStart: 10, RequestEnd: 20, ResponseStart: 30, ResponseEnd: 40,
 			RequestBodySize: 12, ResponseBodySize: 0},
 		Local:  netip.MustParseAddrPort("127.0.0.1:8080"),
@@ -92,7 +92,7 @@ func TestFillClientSpan(t *testing.T) {
 	require.NoError(t, err)
 	b := Builder{Router: router, RecordQuery: true}
 	req := &Request{
-		Exchange: httpconn.Exchange{Role: httpconn.RoleClient, Method: "BREW", Target: "/pot?sugar=2", Version: "1.0",
+		Exchange: http1.Exchange{Role: http1.RoleClient, Method: "BREW", Target: "/pot?sugar=2", Version: "1.0",
 			Status: 418, RequestStart: 5, RequestEnd: 6, ResponseStart: 7, ResponseEnd: 8, ResponseBodySize: 3,
 			Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 		Local:  netip.MustParseAddrPort("127.0.0.1:40000"),
@@ -126,7 +126,7 @@ func TestNoResponseIsAnError(t *testing.T) {
 	router, _ := routes.New(nil, "path")
 	b := Builder{Router: router}
 	s := ptrace.NewSpan()
-	b.Fill(s, &Request{Exchange: httpconn.Exchange{Role: httpconn.RoleServer, Method: "GET", Target: "/slow", Version: "1.1", RequestStart: 1, RequestEnd: 2}}, &Identity{})
+	b.Fill(s, &Request{Exchange: http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: "/slow", Version: "1.1", RequestStart: 1, RequestEnd: 2}}, &Identity{})
 	assert.Equal(t, ptrace.StatusCodeError, s.Status().Code())
 	assert.Equal(t, pcommon.Timestamp(2), s.EndTimestamp())
 	_, has := s.Attributes().Get("http.response.status_code")

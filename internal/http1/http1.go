@@ -1,0 +1,247 @@
+// Package http1 turns the bytes a watched process moves on one TCP
+// connection into HTTP/1.0 and HTTP/1.1 exchanges: each request paired with
+// its response.
+//
+// The bytes come from the kernel, one Segment per read-like or write-like
+// syscall, and they are lossy: a syscall that moved more than the capture
+// size leaves a gap of known length after its captured prefix, and only its
+// last few bytes (Tail) are seen past the gap. The parser therefore counts
+// bytes instead of needing to see them. A gap inside a body of known length
+// keeps it in step; a gap inside a head loses some header fields
+// (Exchange.Partial); a gap that hides where a message ends makes the parser
+// wait for a segment that starts with a start line. Bytes that are not HTTP
+// are discarded and counted in Stats.
+//
+// A Conn holds bounded state whatever the peer sends: at most 64 requests
+// waiting for responses, and at most 64 KiB of an unfinished head per
+// direction. It copies what it keeps and never holds the caller's buffers.
+// A Conn is not safe for concurrent use.
+package http1 // import "github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+
+// Limits that bound the state of one connection.
+const (
+	maxPending     = 64       // requests waiting for a response; more are dropped
+	maxHead        = 64 << 10 // bytes of one head buffered; the rest is skipped
+	maxTarget      = 8 << 10  // bytes of a request-target kept
+	maxMethod      = 20       // bytes of a method
+	maxHost        = 1 << 10  // bytes of a Host value kept
+	maxTraceparent = 256      // bytes of a traceparent value kept
+	keepBuf        = 4 << 10  // a head buffer larger than this is freed when idle
+)
+
+// Segment is what one syscall moved on a connection.
+type Segment struct {
+	Data []byte // captured bytes: a prefix of the bytes the syscall moved (may be shorter than Len, or even empty)
+	Len  int    // bytes the syscall moved in total (>= len(Data)); bytes after Data were not captured (a "gap")
+	Tail []byte // when Len > len(Data): up to the last 16 bytes the syscall moved (may be empty)
+	Time uint64 // kernel monotonic timestamp in ns of the syscall
+}
+
+// Direction says which way a segment's bytes moved.
+type Direction uint8
+
+// The directions, from the watched process's side.
+const (
+	Inbound  Direction = iota // bytes the watched process read
+	Outbound                  // bytes the watched process wrote
+)
+
+// Role is the watched process's side of a connection.
+type Role uint8
+
+// The roles. The first valid request line seen on a connection decides.
+const (
+	RoleServer Role = iota + 1 // the watched process read the request (it is the server)
+	RoleClient                 // the watched process wrote the request (it is the client)
+)
+
+// Exchange is one request and its response.
+// Handler receives the exchanges of a connection. The *Exchange is valid
+// only during the call.
+type Handler interface {
+	// Started is called when a request's head was read, before its
+	// response: the moment to give it an identity others can link to.
+	Started(x *Exchange)
+	// Done is called when the exchange ended, in request order.
+	Done(x *Exchange)
+}
+
+type Exchange struct {
+	Role        Role
+	Method      string // "GET"
+	Target      string // request-target as sent (at most 8 KiB), e.g. "/users/42?x=1"
+	Version     string // "1.0" or "1.1" (of the request); "" when Partial hid it
+	Host        string // Host header value, "" if absent
+	Traceparent string // traceparent header value, "" if absent
+	Status      int    // final response status code; 0 if no response was seen
+
+	RequestStart, RequestEnd   uint64 // Time of the segments with the request's first and last byte
+	ResponseStart, ResponseEnd uint64 // same for the final response; 0 when no response
+
+	// Body bytes: decoded chunk data for chunked bodies, bytes counted for
+	// Content-Length and close-delimited ones. A chunked body whose framing
+	// was lost in a gap is counted in raw bytes instead.
+	RequestBodySize, ResponseBodySize int64
+
+	// Partial is true when part of a head was not captured, so some header
+	// fields may be missing.
+	Partial bool
+
+	// Tag is the Handler's own: set in Started, carried to Done.
+	Tag any
+}
+
+// Stats count what a Conn discarded. They survive Close, so a caller may
+// read them after closing.
+type Stats struct {
+	NotHTTP            uint64 // runs of bytes (normally whole segments) that did not start an HTTP message
+	PendingOverflow    uint64 // requests dropped because 64 were already waiting for a response
+	HeadTooLarge       uint64 // heads longer than 64 KiB, whose rest was skipped
+	UnmatchedResponses uint64 // responses with no request to pair with
+}
+
+// Add adds o to s, to total the stats of many connections.
+func (s *Stats) Add(o Stats) {
+	s.NotHTTP += o.NotHTTP
+	s.PendingOverflow += o.PendingOverflow
+	s.HeadTooLarge += o.HeadTooLarge
+	s.UnmatchedResponses += o.UnmatchedResponses
+}
+
+// Conn tracks one TCP connection of a watched process.
+type Conn struct {
+	role    Role
+	streams [2]stream // indexed by Direction
+	pendingQueue
+	h     Handler // the caller's, set only during Feed and Close
+	stats Stats
+
+	// guesses counts the times the parser lost its place in the bytes
+	// and went on by a guess; tests compare runs only when it did not.
+	guesses uint64
+
+	// The last Target and Host made into strings: a keep-alive connection
+	// often repeats them, and reusing the string saves an allocation.
+	lastTarget, lastHost string
+}
+
+// NewConn returns a Conn ready for its first segment.
+func NewConn() *Conn {
+	c := &Conn{}
+	c.streams[Inbound].dir = Inbound
+	c.streams[Outbound].dir = Outbound
+	return c
+}
+
+// Stats returns what the connection discarded so far.
+func (c *Conn) Stats() Stats { return c.stats }
+
+// Feed consumes one segment; h is told synchronously of each request it
+// starts and each exchange it completes, in request order. h must not call
+// back into c.
+func (c *Conn) Feed(dir Direction, seg Segment, h Handler) {
+	if dir > Outbound {
+		return
+	}
+	c.h = h
+	defer func() { c.h = nil }()
+	s := &c.streams[dir]
+	data, gap, tail := split(seg)
+	if len(data) == 0 && gap == 0 {
+		// A tail that covers the whole syscall is its data.
+		data, tail = tail, nil
+	}
+	if len(data) > 0 {
+		c.resync(s, data)
+		c.consume(s, data, seg.Time)
+	}
+	if gap > 0 && !c.skip(s, gap, seg.Time) && s.st == stIdle {
+		// A message starts somewhere in the gap: the tail is its middle.
+		return
+	}
+	c.consume(s, tail, seg.Time)
+}
+
+// split cuts a segment into the captured bytes, the count of bytes moved
+// but not seen, and the tail bytes after those. A tail that overlaps the
+// captured bytes is trimmed, so that the three parts follow each other.
+func split(seg Segment) (data []byte, gap int, tail []byte) {
+	data = seg.Data
+	after := seg.Len - len(data)
+	if after <= 0 {
+		return data, 0, nil
+	}
+	tail = seg.Tail
+	if len(tail) > after {
+		tail = tail[len(tail)-after:]
+	}
+	return data, after - len(tail), tail
+}
+
+// Close ends the connection at time ts: a response delimited by the close
+// ends here, requests still waiting for a response are emitted with Status
+// 0, and then the Conn is reset for a new connection (its Stats are kept).
+func (c *Conn) Close(ts uint64, h Handler) {
+	c.h = h
+	defer func() { c.h = nil }()
+	// The request side goes first: a request cut inside its head is queued
+	// before the response side finishes what it can pair with it.
+	first := Inbound
+	if c.role == RoleClient {
+		first = Outbound
+	}
+	c.closeStream(&c.streams[first], ts)
+	c.closeStream(&c.streams[1-first], ts)
+	for c.qHead < len(c.q) {
+		c.popFront()
+	}
+	c.role = 0
+	c.streams[Inbound].reset()
+	c.streams[Outbound].reset()
+	c.skipResponses = 0
+	c.q, c.qHead = c.q[:0], 0
+	if cap(c.q) > 8 {
+		c.q = nil // a deep pipeline was the exception: do not keep its room
+	}
+}
+
+// closeStream ends the message a stream was in the middle of.
+func (c *Conn) closeStream(s *stream, ts uint64) {
+	switch s.st {
+	case stHead:
+		if c.partialHead(s, s.last) {
+			c.msgDone(s, s.last)
+		}
+	case stHeadSkip, stLength, stChunked, stChunkLost:
+		c.msgDone(s, s.last)
+	case stUntilClose:
+		c.msgDone(s, max(ts, s.last))
+	}
+}
+
+// accepts says which start lines may begin a message in direction dir.
+func (c *Conn) accepts(dir Direction) (request, status bool) {
+	switch c.role {
+	case RoleServer:
+		return dir == Inbound, dir == Outbound
+	case RoleClient:
+		return dir == Outbound, dir == Inbound
+	}
+	return true, true
+}
+
+// decideRole fixes the role once a request line was seen in direction dir.
+// A head still arriving the other way can then only be a response.
+func (c *Conn) decideRole(dir Direction) {
+	c.role = RoleServer
+	if dir == Outbound {
+		c.role = RoleClient
+	}
+	o := &c.streams[1-dir]
+	if o.st == stHead {
+		o.line.req = rOff
+		if o.line.rsp == sOff {
+			o.abandon()
+		}
+	}
+}

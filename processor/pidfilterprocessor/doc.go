@@ -1,0 +1,6 @@
+// Package pidfilterprocessor keeps or drops telemetry by the process it
+// came from: whole resources are matched on their service.instance.id
+// ("host:pid"), or on process.pid and host.name.
+//
+//go:generate go tool mdatagen metadata.yaml
+package pidfilterprocessor // import "github.com/otelcol-ebpf/ebpfreceiver/processor/pidfilterprocessor"
