@@ -37,52 +37,65 @@ func parseEntry(s string) (entry, error) {
 	return entry{host: strings.ToLower(hostPart), pid: pid}, nil
 }
 
-// set is a set of processes: by pid on any host, and by "host:pid".
+// set is a set of processes: by pid on any host, and by host then pid.
 type set struct {
 	anyHost map[int64]struct{}
-	hostPid map[string]struct{} // lower-case "host:pid"
+	hosts   map[string]map[int64]struct{} // lower-case host -> pids
 }
 
 func newSet(entries []entry) set {
-	s := set{anyHost: map[int64]struct{}{}, hostPid: map[string]struct{}{}}
+	s := set{anyHost: map[int64]struct{}{}, hosts: map[string]map[int64]struct{}{}}
 	for _, e := range entries {
 		if e.host == "" {
 			s.anyHost[e.pid] = struct{}{}
-		} else {
-			s.hostPid[e.host+":"+strconv.FormatInt(e.pid, 10)] = struct{}{}
+			continue
 		}
+		if s.hosts[e.host] == nil {
+			s.hosts[e.host] = map[int64]struct{}{}
+		}
+		s.hosts[e.host][e.pid] = struct{}{}
 	}
 	return s
 }
 
-func (s set) empty() bool { return len(s.anyHost) == 0 && len(s.hostPid) == 0 }
-
-// contains looks host and pid up without allocating: the key is built in a
-// stack buffer, and a map index by string(bytes) does not copy.
+// contains looks host and pid up without allocating: a host with capitals
+// is lowered into a stack buffer, and indexing a map by string(bytes) does
+// not copy.
 func (s set) contains(host string, pid int64) bool {
 	if _, ok := s.anyHost[pid]; ok {
 		return true
 	}
-	if len(s.hostPid) == 0 || host == "" {
+	if len(s.hosts) == 0 || host == "" {
 		return false
 	}
-	var buf [128]byte
-	if len(host)+21 > len(buf) {
-		_, ok := s.hostPid[strings.ToLower(host)+":"+strconv.FormatInt(pid, 10)]
-		return ok
-	}
-	b := buf[:0]
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
+	pids, ok := s.hosts[host]
+	if !ok && hasUpper(host) {
+		var buf [256]byte
+		if len(host) > len(buf) {
+			pids = s.hosts[strings.ToLower(host)]
+		} else {
+			b := buf[:len(host)]
+			for i := 0; i < len(host); i++ {
+				c := host[i]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				b[i] = c
+			}
+			pids = s.hosts[string(b)]
 		}
-		b = append(b, c)
 	}
-	b = append(b, ':')
-	b = strconv.AppendInt(b, pid, 10)
-	_, ok := s.hostPid[string(b)]
+	_, ok = pids[pid]
 	return ok
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // matcher decides for one resource. It is immutable: a new one replaces it

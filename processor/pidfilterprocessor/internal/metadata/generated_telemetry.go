@@ -61,13 +61,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ProcessorPidfilterResourcesDropped, err = builder.meter.Int64Counter(
 		"otelcol_processor_pidfilter_resources_dropped",
-		metric.WithDescription("Resources the processor dropped, by signal (attribute `signal`). [Development]"),
+		metric.WithDescription("Resources (ResourceSpans, ResourceMetrics or ResourceLogs) the processor dropped. [Development]"),
 		metric.WithUnit("{resource}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorPidfilterResourcesKept, err = builder.meter.Int64Counter(
 		"otelcol_processor_pidfilter_resources_kept",
-		metric.WithDescription("Resources the processor passed on, by signal (attribute `signal`). [Development]"),
+		metric.WithDescription("Resources (ResourceSpans, ResourceMetrics or ResourceLogs) the processor passed on. [Development]"),
 		metric.WithUnit("{resource}"),
 	)
 	errs = errors.Join(errs, err)

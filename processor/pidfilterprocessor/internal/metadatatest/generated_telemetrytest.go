@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) processor.Settings {
 func AssertEqualProcessorPidfilterResourcesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_pidfilter_resources_dropped",
-		Description: "Resources the processor dropped, by signal (attribute `signal`). [Development]",
+		Description: "Resources (ResourceSpans, ResourceMetrics or ResourceLogs) the processor dropped. [Development]",
 		Unit:        "{resource}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -40,7 +40,7 @@ func AssertEqualProcessorPidfilterResourcesDropped(t *testing.T, tt *componentte
 func AssertEqualProcessorPidfilterResourcesKept(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_pidfilter_resources_kept",
-		Description: "Resources the processor passed on, by signal (attribute `signal`). [Development]",
+		Description: "Resources (ResourceSpans, ResourceMetrics or ResourceLogs) the processor passed on. [Development]",
 		Unit:        "{resource}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
