@@ -24,6 +24,10 @@ type Config struct {
 	HTTP HTTPConfig `mapstructure:"http"`
 	// Metrics holds options of the RED metrics.
 	Metrics MetricsConfig `mapstructure:"metrics"`
+	// PrintSpans, when "text", also prints every span as one line on
+	// standard output, in the format of the trace_printer of the tools this
+	// product grew from (see README).
+	PrintSpans string `mapstructure:"print_spans"`
 	// RingBufferSize is the size in bytes of the kernel ring buffer that
 	// carries events to user space: a power of two, at least 4096.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
@@ -94,6 +98,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Metrics.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("metrics.interval: %v must be positive", cfg.Metrics.Interval))
+	}
+	if cfg.PrintSpans != "" && cfg.PrintSpans != "text" {
+		errs = append(errs, fmt.Errorf("print_spans: %q must be \"text\" or empty", cfg.PrintSpans))
 	}
 	if n := cfg.RingBufferSize; n < 4096 || n&(n-1) != 0 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d must be a power of two of at least 4096", n))

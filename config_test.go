@@ -24,6 +24,7 @@ func TestLoadConfig(t *testing.T) {
 	full.HTTP.RecordQuery = true
 	full.Metrics.Interval = 30 * time.Second
 	full.RingBufferSize = 16 << 20
+	full.PrintSpans = "text"
 
 	tests := []struct {
 		id       component.ID
@@ -40,6 +41,7 @@ func TestLoadConfig(t *testing.T) {
 			`routes:`, `users/{id}`, `sometimes`,
 			`metrics.interval: 0s must be positive`,
 			`ring_buffer_size: 5000 must be a power of two`,
+			`print_spans: "json" must be "text" or empty`,
 		}},
 	}
 	for _, tt := range tests {

@@ -76,5 +76,6 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		RecordQuery:     cfg.HTTP.RecordQuery,
 		MetricsInterval: cfg.Metrics.Interval,
 		RingBufferSize:  cfg.RingBufferSize,
+		PrintSpans:      cfg.PrintSpans == "text",
 	}, nil
 }

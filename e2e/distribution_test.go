@@ -33,6 +33,7 @@ func TestDistribution(t *testing.T) {
     discovery:
       pids: [%d]
       poll_interval: 100ms
+    print_spans: text
 exporters:
   debug:
     verbosity: normal
@@ -60,6 +61,9 @@ service:
 	require.Eventually(t, func() bool {
 		return out.has("GET /from/the/distribution", "http.response.status_code=200", "url.path=/from/the/distribution")
 	}, 10*time.Second, 50*time.Millisecond, "no span line:\n%s", out)
+	require.Eventually(t, func() bool {
+		return out.has(") HTTP 200 GET /from/the/distribution [127.0.0.1:", "]->[", "svc=[e2e.test] traceparent=[00-")
+	}, 10*time.Second, 50*time.Millisecond, "no text line (print_spans: text):\n%s", out)
 }
 
 // lines collects a process's output, safe to read while it is written.

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"time"
@@ -57,7 +58,8 @@ type eventLoop struct {
 	batchSince time.Time
 	out        chan ptrace.Traces
 
-	linker *correlate.Linker
+	linker  *correlate.Linker
+	printer *bufio.Writer // nil unless spans are printed as text
 
 	ev        events.Event
 	cur       *conn
@@ -75,7 +77,15 @@ func newEventLoop(r *Receiver) *eventLoop {
 		clock:   clock,
 		out:     make(chan ptrace.Traces, queuedBatches),
 		linker:  correlate.New(),
+		printer: printerFor(r.opts),
 	}
+}
+
+func printerFor(opts Options) *bufio.Writer {
+	if !opts.PrintSpans {
+		return nil
+	}
+	return bufio.NewWriter(opts.PrintTo)
 }
 
 func (l *eventLoop) run() {
@@ -232,8 +242,13 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *spans.Identity) 
 		ss = scope.Spans()
 		l.batchProcs[pid] = ss
 	}
-	l.builder.Fill(ss.AppendEmpty(), req, id)
+	span := ss.AppendEmpty()
+	l.builder.Fill(span, req, id)
 	l.batchSpans++
+	if l.printer != nil {
+		l.printer.WriteString(spans.TextLine(span, p.ServiceName))
+		l.printer.WriteByte('\n')
+	}
 }
 
 func (l *eventLoop) observe(p *process, req *spans.Request) {
@@ -262,6 +277,9 @@ func (l *eventLoop) observe(p *process, req *spans.Request) {
 func (l *eventLoop) flush() {
 	if l.batchSpans == 0 {
 		return
+	}
+	if l.printer != nil {
+		l.printer.Flush()
 	}
 	select {
 	case l.out <- l.batch:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -32,6 +33,10 @@ type Options struct {
 	RingBufferSize  int
 	// ProcRoot is where /proc is mounted; tests and containers may change it.
 	ProcRoot string
+	// PrintSpans prints every span as a line of text on PrintTo.
+	PrintSpans bool
+	// PrintTo is where PrintSpans writes; standard output when nil.
+	PrintTo io.Writer
 }
 
 // maxSeries bounds the metric series kept for all processes together.
@@ -65,6 +70,9 @@ type Receiver struct {
 func New(opts Options, set component.TelemetrySettings, scope string) *Receiver {
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = "/proc"
+	}
+	if opts.PrintTo == nil {
+		opts.PrintTo = os.Stdout
 	}
 	host, err := os.Hostname()
 	if err != nil {

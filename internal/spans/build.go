@@ -133,6 +133,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	} else {
 		host := putHostPort(attrs, req.Host, req.Remote)
 		attrs.PutStr("url.full", "http://"+host+path)
+		putAddr(attrs, "network.local.address", "network.local.port", req.Local)
 	}
 	if b.RecordQuery {
 		if i := strings.IndexByte(req.Target, '?'); i >= 0 {

@@ -118,6 +118,8 @@ func TestFillClientSpan(t *testing.T) {
 		"server.port":                  int64(9000),
 		"network.peer.address":         "::1",
 		"network.peer.port":            int64(9000),
+		"network.local.address":        "127.0.0.1",
+		"network.local.port":           int64(40000),
 		"http.response.body.size":      int64(3),
 	}, attrs(s))
 }
@@ -131,4 +133,27 @@ func TestNoResponseIsAnError(t *testing.T) {
 	assert.Equal(t, pcommon.Timestamp(2), s.EndTimestamp())
 	_, has := s.Attributes().Get("http.response.status_code")
 	assert.False(t, has)
+}
+
+func TestTextLine(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	b := Builder{Router: router}
+	id := &Identity{TraceID: pcommon.TraceID{0xa}, SpanID: pcommon.SpanID{0xb}, ParentID: pcommon.SpanID{0xc}, Flags: 1}
+	server := ptrace.NewSpan()
+	b.Fill(server, &Request{
+		Exchange: http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: "/users/42?x", Version: "1.1", Status: 200,
+			RequestStart: 1_000_000, ResponseEnd: 6_045_099, ResponseBodySize: 5},
+		Local: netip.MustParseAddrPort("127.0.0.1:8080"), Remote: netip.MustParseAddrPort("127.0.0.1:50312"),
+	}, id)
+	assert.Equal(t, "1970-01-01 00:00:00.001000 (5.045099ms) HTTP 200 GET /users/42 [127.0.0.1:50312]->[127.0.0.1:8080] size:5B svc=[api] "+
+		"traceparent=[00-0a000000000000000000000000000000-0b00000000000000[0c00000000000000]-01]", TextLine(server, "api"))
+
+	client := ptrace.NewSpan()
+	b.Fill(client, &Request{
+		Exchange: http1.Exchange{Role: http1.RoleClient, Method: "POST", Target: "/orders", Version: "1.1", Host: "shop:9000",
+			RequestStart: 0, ResponseEnd: 1500, RequestBodySize: 12},
+		Local: netip.MustParseAddrPort("127.0.0.1:40000"), Remote: netip.MustParseAddrPort("127.0.0.2:9000"),
+	}, &Identity{TraceID: pcommon.TraceID{0xa}, SpanID: pcommon.SpanID{0xd}})
+	assert.Equal(t, "1970-01-01 00:00:00.000000 (1.5µs) HTTPClient - POST /orders [127.0.0.1:40000]->[127.0.0.2:9000] size:12B svc=[shop-client] "+
+		"traceparent=[00-0a000000000000000000000000000000-0d00000000000000[0000000000000000]-00]", TextLine(client, "shop-client"))
 }
