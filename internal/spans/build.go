@@ -133,7 +133,6 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	} else {
 		host := putHostPort(attrs, req.Host, req.Remote)
 		attrs.PutStr("url.full", "http://"+host+path)
-		putAddr(attrs, "network.local.address", "network.local.port", req.Local)
 	}
 	if b.RecordQuery {
 		if i := strings.IndexByte(req.Target, '?'); i >= 0 {
@@ -141,6 +140,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 		}
 	}
 	putAddr(attrs, "network.peer.address", "network.peer.port", req.Remote)
+	putAddr(attrs, "network.local.address", "network.local.port", req.Local)
 	if req.RequestBodySize > 0 {
 		attrs.PutInt("http.request.body.size", req.RequestBodySize)
 	}

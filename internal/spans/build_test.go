@@ -83,6 +83,8 @@ func TestFillServerSpan(t *testing.T) {
 		"client.port":               int64(50000),
 		"network.peer.address":      "127.0.0.2",
 		"network.peer.port":         int64(50000),
+		"network.local.address":     "127.0.0.1",
+		"network.local.port":        int64(8080),
 		"http.request.body.size":    int64(12),
 	}, attrs(s))
 }

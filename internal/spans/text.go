@@ -30,13 +30,14 @@ func TextLine(span ptrace.Span, service string) string {
 	b.WriteString(" (")
 	b.WriteString(time.Duration(span.EndTimestamp() - span.StartTimestamp()).String())
 	b.WriteString(") ")
-	client := "[" + str("client.address") + ":" + str("client.port") + "]"
-	server := "[" + str("server.address") + ":" + str("server.port") + "]"
+	// Addresses of the connection itself: a TCP proxy leaves the Host
+	// header (server.address) naming its own front door at every hop.
+	client := "[" + str("network.peer.address") + ":" + str("network.peer.port") + "]"
+	server := "[" + str("network.local.address") + ":" + str("network.local.port") + "]"
 	path := str("url.path")
 	if span.Kind() == ptrace.SpanKindClient {
 		b.WriteString("HTTPClient ")
-		client = "[" + str("network.local.address") + ":" + str("network.local.port") + "]"
-		server = "[" + str("network.peer.address") + ":" + str("network.peer.port") + "]"
+		client, server = server, client
 		if u := str("url.full"); strings.HasPrefix(u, "http://") {
 			if i := strings.IndexByte(u[len("http://"):], '/'); i >= 0 {
 				path = u[len("http://")+i:]
