@@ -224,6 +224,12 @@ func (t *Tracer) InflightEntries() (int, error) {
 	return n, it.Err()
 }
 
+// Capacity is the number of entries the in-flight map and the pid bitmap
+// can hold.
+func (t *Tracer) Capacity() (inflight, pids int) {
+	return int(t.objs.Inflight.MaxEntries()), int(t.objs.Pids.MaxEntries()) * 64
+}
+
 // Counters reads the loss counters, summed over CPUs.
 func (t *Tracer) Counters() (Counters, error) {
 	var c Counters

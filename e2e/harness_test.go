@@ -9,11 +9,14 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -40,6 +43,7 @@ type harness struct {
 	traces  *consumertest.TracesSink
 	metrics *consumertest.MetricsSink
 	logs    *observer.ObservedLogs
+	tel     *componenttest.Telemetry // the receiver's own telemetry
 	comps   []component.Component
 }
 
@@ -54,9 +58,12 @@ func startReceiver(t *testing.T, configure func(*ebpfreceiver.Config)) *harness 
 	require.NoError(t, cfg.Validate())
 
 	core, logs := observer.New(zap.InfoLevel)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
 	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
 	set.Logger = zap.New(core)
-	h := &harness{traces: new(consumertest.TracesSink), metrics: new(consumertest.MetricsSink), logs: logs}
+	h := &harness{traces: new(consumertest.TracesSink), metrics: new(consumertest.MetricsSink), logs: logs, tel: tel}
 	tr, err := f.CreateTraces(context.Background(), set, cfg, h.traces)
 	require.NoError(t, err)
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, h.metrics)
@@ -208,4 +215,33 @@ func programIDs(t *testing.T) map[ebpf.ProgramID]bool {
 		ids[next] = true
 		id = next
 	}
+}
+
+// selfMetric sums the points of the receiver's own metric name whose
+// attribute key (if any) has value; -1 when the metric is not there.
+func (h *harness) selfMetric(t *testing.T, name, key, value string) int64 {
+	t.Helper()
+	m, err := h.tel.GetMetric(name)
+	if err != nil {
+		return -1
+	}
+	var total int64
+	add := func(v int64, attrs attribute.Set) {
+		if key == "" {
+			total += v
+		} else if got, ok := attrs.Value(attribute.Key(key)); ok && got.AsString() == value {
+			total += v
+		}
+	}
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			add(p.Value, p.Attributes)
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			add(p.Value, p.Attributes)
+		}
+	}
+	return total
 }

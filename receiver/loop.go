@@ -3,7 +3,9 @@ package receiver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -61,6 +63,9 @@ type eventLoop struct {
 	linker  *correlate.Linker
 	printer *bufio.Writer // nil unless spans are printed as text
 
+	counts    loopCounts
+	connCount atomic.Int64 // len(conns), for the gauge read elsewhere
+
 	ev        events.Event
 	cur       *conn
 	curPid    uint32
@@ -90,6 +95,7 @@ func printerFor(opts Options) *bufio.Writer {
 
 func (l *eventLoop) run() {
 	defer close(l.out)
+	defer l.r.publish(context.Background(), &l.counts)
 	defer l.flush()
 	l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 	for {
@@ -100,6 +106,8 @@ func (l *eventLoop) run() {
 			if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
 				l.flush()
 			}
+			l.r.publish(context.Background(), &l.counts)
+			l.connCount.Store(int64(len(l.conns)))
 			l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 			continue
 		case errors.Is(err, events.ErrClosed):
@@ -108,9 +116,9 @@ func (l *eventLoop) run() {
 			l.r.logger().Error("reading kernel events failed; the receiver stops reading", zap.Error(err))
 			return
 		}
-		l.r.Stats.EventsRead.Add(1)
+		l.counts.events++
 		if err := events.Decode(raw, &l.ev); err != nil {
-			l.r.Stats.EventsMalformed.Add(1)
+			l.r.logger().Debug("malformed kernel event skipped", zap.Error(err))
 			continue
 		}
 		l.handle(&l.ev)
@@ -161,6 +169,7 @@ func (l *eventLoop) closeConn(key connKey, ts uint64) {
 	}
 	l.cur, l.curPid = c, key.pid
 	c.http.Close(ts, l)
+	l.counts.parse.Add(c.http.Stats())
 	delete(l.conns, key)
 	// Client requests left waiting on this connection will not be read now.
 	l.linker.FlowClosed(correlate.Flow{Client: c.req.Local, Server: c.req.Remote})
@@ -206,7 +215,7 @@ func (l *eventLoop) Started(x *http1.Exchange) {
 // Done turns one exchange of the current connection into a span and a
 // metric observation (http1.Handler).
 func (l *eventLoop) Done(x *http1.Exchange) {
-	l.r.Stats.Requests.Add(1)
+	l.counts.requests++
 	id := x.Tag.(*correlate.Span)
 	l.linker.Resolve(id)
 	if x.Role == http1.RoleServer {
@@ -283,9 +292,8 @@ func (l *eventLoop) flush() {
 	}
 	select {
 	case l.out <- l.batch:
-		l.r.Stats.SpansQueued.Add(int64(l.batchSpans))
 	default:
-		l.r.Stats.SpansDropped.Add(int64(l.batchSpans))
+		l.r.tb.ReceiverEbpfSpans.Add(context.Background(), int64(l.batchSpans), outcomeDropped)
 	}
 	l.batchSpans = 0
 	l.batchProcs = nil

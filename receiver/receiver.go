@@ -18,6 +18,7 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/kernelcheck"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
@@ -62,7 +63,7 @@ type Receiver struct {
 
 	procs *processes
 	agg   *redmetrics.Aggregator
-	Stats Stats
+	tb    *metadata.TelemetryBuilder
 }
 
 // New returns a receiver that does nothing until Start. scope names the
@@ -112,13 +113,26 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 		tracer.Close()
 		return err
 	}
-	r.tracer, r.reader = tracer, reader
+	tb, err := newTelemetry(r)
+	if err != nil {
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	r.tracer, r.reader, r.tb = tracer, reader, tb
 	r.procs = newProcesses(r.opts.ProcRoot, r.hostname)
 	r.agg = redmetrics.New(maxSeries)
+	loop := newEventLoop(r)
+	if err := r.registerGauges(loop); err != nil {
+		tb.Shutdown()
+		reader.Close()
+		tracer.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	r.started = true
-	r.run(ctx)
+	r.run(ctx, loop)
 	return nil
 }
 
@@ -134,14 +148,13 @@ func (r *Receiver) watchConnectPorts(t *bpf.Tracer) error {
 
 // run starts the goroutines: discovery, the event loop, the span sender and
 // the metrics ticker.
-func (r *Receiver) run(ctx context.Context) {
-	loop := newEventLoop(r)
+func (r *Receiver) run(ctx context.Context, loop *eventLoop) {
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.discover(ctx) }()
 	go func() { defer r.wg.Done(); loop.run() }()
 	if r.traces != nil {
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.sendTraces(ctx, loop.out) }()
+		go func() { defer r.wg.Done(); r.sendTraces(context.Background(), loop.out) }()
 	}
 	if r.metrics != nil {
 		r.wg.Add(1)
@@ -161,6 +174,7 @@ func (r *Receiver) Shutdown(context.Context) error {
 	r.stop()
 	err := r.reader.Close() // ends the event loop, which closes loop.out
 	r.wg.Wait()
+	r.tb.Shutdown()
 	return errors.Join(err, r.tracer.Close())
 }
 

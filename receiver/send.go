@@ -15,11 +15,11 @@ func (r *Receiver) sendTraces(ctx context.Context, queue <-chan ptrace.Traces) {
 	for td := range queue {
 		n := int64(td.SpanCount())
 		if err := r.traces.ConsumeTraces(ctx, td); err != nil {
-			r.Stats.SpansRefused.Add(n)
+			r.tb.ReceiverEbpfSpans.Add(ctx, n, outcomeRefused)
 			r.logger().Debug("the next consumer refused spans", zap.Int64("spans", n), zap.Error(err))
 			continue
 		}
-		r.Stats.SpansSent.Add(n)
+		r.tb.ReceiverEbpfSpans.Add(ctx, n, outcomeSent)
 	}
 }
 
@@ -46,9 +46,9 @@ func (r *Receiver) collect(ctx context.Context) {
 	}
 	n := int64(md.DataPointCount())
 	if err := r.metrics.ConsumeMetrics(ctx, md); err != nil {
-		r.Stats.PointsRefused.Add(n)
+		r.tb.ReceiverEbpfDatapoints.Add(ctx, n, outcomeRefused)
 		r.logger().Debug("the next consumer refused metrics", zap.Error(err))
 		return
 	}
-	r.Stats.PointsSent.Add(n)
+	r.tb.ReceiverEbpfDatapoints.Add(ctx, n, outcomeSent)
 }
