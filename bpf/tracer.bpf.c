@@ -45,6 +45,7 @@ enum counter {
 	COUNTER_LOST_DATA = 0,   /* read/write events the ring buffer had no room for */
 	COUNTER_LOST_CONTROL,    /* close/exit/select events the ring buffer had no room for */
 	COUNTER_LOST_ARGS,       /* syscalls not followed: the args map was full */
+	COUNTER_LOST_REQUESTS,   /* lost read/write events whose bytes began a request */
 	COUNTER_MAX,
 };
 
@@ -59,7 +60,8 @@ struct event {
 	__u32 fd;
 	__u32 len;     /* bytes the syscall moved */
 	__u8 tail_len;
-	__u8 pad[7];
+	__u8 flags;    /* EVENT_FLAG_* */
+	__u8 pad[6];
 	__u64 ts;      /* bpf_ktime_get_ns() */
 	__u64 sock;    /* struct sock address: the connection's identity */
 	__u8 laddr[16];
@@ -67,6 +69,10 @@ struct event {
 	__u8 tail[TAIL_LEN];
 	__u8 data[CAPTURE_MAX * 2]; /* twice the capture so the verifier can bound offset + length */
 };
+
+/* Set on the first event of a connection after events of it were lost: user
+ * space must not pair what comes next with what came before. */
+#define EVENT_FLAG_AFTER_LOSS 1
 
 struct args {
 	__u64 buf;  /* buffer, iovec array or msghdr */
@@ -129,6 +135,23 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* Connections that lost events since their last delivered one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} lossy_socks SEC(".maps");
+
+/* How many entries lossy_socks may hold: while zero, which is nearly
+ * always, delivered events skip the lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} lossy_count SEC(".maps");
 
 /* The size is set by the loader from the configuration. */
 struct {
@@ -224,6 +247,7 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 	e->len = 0;
 	e->cap_len = 0;
 	e->tail_len = 0;
+	e->flags = 0;
 	e->sock = 0;
 	e->family = 0;
 	e->lport = 0;
@@ -231,14 +255,78 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 	return e;
 }
 
-static __always_inline void send(struct event *e, __u32 lost_counter)
+/* send writes e to the ring buffer; it reports whether that worked. */
+static __always_inline bool send(struct event *e, __u32 lost_counter)
 {
 	__u64 size = __builtin_offsetof(struct event, data) + (e->cap_len & (CAPTURE_MAX * 2 - 1));
 	if (size > sizeof(*e))
-		return;
+		return false;
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, e, size, flags) != 0)
+	if (bpf_ringbuf_output(&events, e, size, flags) != 0) {
 		count(lost_counter);
+		return false;
+	}
+	return true;
+}
+
+/* What the captured bytes of a lost event begin with. */
+enum start {
+	START_OTHER = 0,
+	START_REQUEST,     /* an upper-case token and a space: a request line */
+	START_TOKEN_PART,  /* upper-case letters to the end: a request line cut
+			    * short (Go servers may read a request's first byte
+			    * alone) */
+};
+
+static __always_inline enum start request_start(struct event *e)
+{
+	__u32 n = e->cap_len;
+	if (n == 0)
+		return START_OTHER;
+	for (int i = 0; i < 8; i++) {
+		if (i >= n)
+			return START_TOKEN_PART;
+		__u8 c = e->data[i];
+		if (c == ' ')
+			return i > 0 ? START_REQUEST : START_OTHER;
+		if (c < 'A' || c > 'Z')
+			return START_OTHER;
+	}
+	return START_OTHER;
+}
+
+/* lost_data counts a lost read/write event, and the request it began if
+ * any. Go servers may read a request's first byte alone: that byte, lost,
+ * is not counted; the rest of the line is counted if it is lost too, and
+ * parsed as a request (with a clipped method) if it is delivered. */
+static __always_inline void lost_data(struct event *e, __s64 *lossy)
+{
+	if (request_start(e) == START_REQUEST)
+		count(COUNTER_LOST_REQUESTS);
+	__u8 one = 1;
+	if (bpf_map_update_elem(&lossy_socks, &e->sock, &one, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(lossy, 1);
+}
+
+/* send_data delivers a read/write event, flagging the first one after a
+ * loss on its connection, and remembers the connection when it is lost. */
+static __always_inline void send_data(struct event *e)
+{
+	__u32 zero = 0;
+	__s64 *lossy = bpf_map_lookup_elem(&lossy_count, &zero);
+	if (!lossy)
+		return;
+	bool flagged = false;
+	if (*lossy > 0 && bpf_map_lookup_elem(&lossy_socks, &e->sock)) {
+		e->flags |= EVENT_FLAG_AFTER_LOSS;
+		flagged = true;
+	}
+	if (send(e, COUNTER_LOST_DATA)) {
+		if (flagged && bpf_map_delete_elem(&lossy_socks, &e->sock) == 0)
+			__sync_fetch_and_add(lossy, -1);
+		return;
+	}
+	lost_data(e, lossy);
 }
 
 /* capture_buf copies the head of a plain buffer, and its tail when the head
@@ -416,7 +504,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	default: /* sendfile: the bytes come from a file; only their count matters */
 		break;
 	}
-	send(e, COUNTER_LOST_DATA);
+	send_data(e);
 	return 0;
 }
 

@@ -28,7 +28,14 @@ type Counters struct {
 	LostData    uint64 // read/write events dropped: ring buffer full
 	LostControl uint64 // close/exit/select events dropped: ring buffer full
 	LostArgs    uint64 // syscalls not followed: in-flight map full
+	// LostRequests counts the lost read/write events whose bytes began a
+	// request: requests no span will show.
+	LostRequests uint64
 }
+
+// EventFlagAfterLoss marks the first event of a connection after some of
+// its events were lost.
+const EventFlagAfterLoss = 1
 
 // Event is the wire layout of one event, generated from struct event.
 type Event = tracerEvent
@@ -233,7 +240,7 @@ func (t *Tracer) Capacity() (inflight, pids int) {
 // Counters reads the loss counters, summed over CPUs.
 func (t *Tracer) Counters() (Counters, error) {
 	var c Counters
-	for i, dst := range []*uint64{&c.LostData, &c.LostControl, &c.LostArgs} {
+	for i, dst := range []*uint64{&c.LostData, &c.LostControl, &c.LostArgs, &c.LostRequests} {
 		var perCPU []uint64
 		if err := t.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
 			return c, fmt.Errorf("reading counter %d: %w", i, err)

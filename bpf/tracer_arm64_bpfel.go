@@ -33,7 +33,8 @@ type tracerEvent struct {
 	Fd      uint32
 	Len     uint32
 	TailLen uint8
-	Pad     [7]uint8
+	Flags   uint8
+	Pad     [6]uint8
 	Ts      uint64
 	Sock    uint64
 	Laddr   [16]uint8
@@ -50,6 +51,8 @@ const (
 	tracerMapCounters       = "counters"
 	tracerMapEvents         = "events"
 	tracerMapInflight       = "inflight"
+	tracerMapLossyCount     = "lossy_count"
+	tracerMapLossySocks     = "lossy_socks"
 	tracerMapPids           = "pids"
 	tracerMapScratch        = "scratch"
 	tracerProgOnProcessExit = "on_process_exit"
@@ -125,6 +128,8 @@ type tracerMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
+	LossyCount   *ebpf.MapSpec `ebpf:"lossy_count"`
+	LossySocks   *ebpf.MapSpec `ebpf:"lossy_socks"`
 	Pids         *ebpf.MapSpec `ebpf:"pids"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 }
@@ -172,6 +177,8 @@ type tracerMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
+	LossyCount   *ebpf.Map `ebpf:"lossy_count"`
+	LossySocks   *ebpf.Map `ebpf:"lossy_socks"`
 	Pids         *ebpf.Map `ebpf:"pids"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 }
@@ -182,6 +189,8 @@ func (m *tracerMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Inflight,
+		m.LossyCount,
+		m.LossySocks,
 		m.Pids,
 		m.Scratch,
 	)

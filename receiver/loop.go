@@ -63,14 +63,16 @@ type eventLoop struct {
 	linker  *correlate.Linker
 	printer *bufio.Writer // nil unless spans are printed as text
 
-	counts    loopCounts
-	connCount atomic.Int64 // len(conns), for the gauge read elsewhere
+	counts     loopCounts
+	discarding bool         // Done counts exchanges as lost instead of emitting them
+	connCount  atomic.Int64 // len(conns), for the gauge read elsewhere
 
 	ev        events.Event
 	cur       *conn
 	curPid    uint32
 	curTid    uint32
 	lastSweep uint64
+	lastTime  uint64 // of the latest data event
 }
 
 func newEventLoop(r *Receiver) *eventLoop {
@@ -97,6 +99,7 @@ func (l *eventLoop) run() {
 	defer close(l.out)
 	defer l.r.publish(context.Background(), &l.counts)
 	defer l.flush()
+	defer l.closeAll()
 	l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 	for {
 		raw, err := l.r.reader.Next()
@@ -154,11 +157,15 @@ func (l *eventLoop) data(ev *events.Event) {
 		l.conns[key] = c
 	}
 	c.req.Local, c.req.Remote, c.lastNs = ev.Local, ev.Remote, ev.Time
+	l.lastTime = ev.Time
 	dir := http1.Inbound
 	if ev.Kind == events.Write {
 		dir = http1.Outbound
 	}
 	l.cur, l.curPid, l.curTid = c, ev.Pid, ev.Tid
+	if ev.AfterLoss {
+		l.forgetPending(c, ev.Time)
+	}
 	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
 }
 
@@ -189,6 +196,23 @@ func (l *eventLoop) exit(pid uint32, ts uint64) {
 	}
 }
 
+// forgetPending drops what a connection was in the middle of: events of it
+// were lost, so what comes next must not be paired with what came before.
+// The requests waiting for a response are counted as lost, not emitted.
+func (l *eventLoop) forgetPending(c *conn, ts uint64) {
+	l.discarding = true
+	c.http.Close(ts, l)
+	l.discarding = false
+}
+
+// closeAll ends every connection when the receiver stops: requests still
+// waiting for a response are emitted without one, not forgotten.
+func (l *eventLoop) closeAll() {
+	for key := range l.conns {
+		l.closeConn(key, l.lastTime)
+	}
+}
+
 // sweep drops connections silent for longer than idleConn.
 func (l *eventLoop) sweep(now uint64) {
 	l.lastSweep = now
@@ -215,12 +239,20 @@ func (l *eventLoop) Started(x *http1.Exchange) {
 // Done turns one exchange of the current connection into a span and a
 // metric observation (http1.Handler).
 func (l *eventLoop) Done(x *http1.Exchange) {
-	l.counts.requests++
 	id := x.Tag.(*correlate.Span)
-	l.linker.Resolve(id)
 	if x.Role == http1.RoleServer {
-		l.linker.ServerDone(l.curPid, id)
+		defer l.linker.ServerDone(l.curPid, id)
 	}
+	if l.discarding {
+		// A request whose line was cut by the loss was counted by the
+		// kernel, with the part it lost.
+		if x.Version != "" {
+			l.r.requestsLostAfterLoss.Add(1)
+		}
+		return
+	}
+	l.counts.requests++
+	l.linker.Resolve(id)
 	p := l.r.procs.get(l.curPid)
 	if p == nil {
 		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid, ""))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -64,6 +65,10 @@ type Receiver struct {
 	procs *processes
 	agg   *redmetrics.Aggregator
 	tb    *metadata.TelemetryBuilder
+
+	// requestsLostAfterLoss counts requests dropped because events of
+	// their connection were lost before their response was seen.
+	requestsLostAfterLoss atomic.Int64
 }
 
 // New returns a receiver that does nothing until Start. scope names the

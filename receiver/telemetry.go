@@ -29,6 +29,8 @@ var (
 	reasonRingData       = attr("reason", "ring_full_data")
 	reasonRingControl    = attr("reason", "ring_full_control")
 	reasonInflightFull   = attr("reason", "inflight_full")
+	reasonRequestLost    = attr("reason", "request_event_lost")
+	reasonResponseLost   = attr("reason", "response_event_lost")
 	mapInflight          = attr("map", "inflight")
 	mapSelectedProcesses = attr("map", "selected_pids")
 )
@@ -84,6 +86,15 @@ func (r *Receiver) registerGauges(loop *eventLoop) error {
 			o.Observe(int64(c.LostData), reasonRingData)
 			o.Observe(int64(c.LostControl), reasonRingControl)
 			o.Observe(int64(c.LostArgs), reasonInflightFull)
+			return nil
+		}),
+		tb.RegisterReceiverEbpfRequestsLostCallback(func(_ context.Context, o metric.Int64Observer) error {
+			c, err := r.tracer.Counters()
+			if err != nil {
+				return err
+			}
+			o.Observe(int64(c.LostRequests), reasonRequestLost)
+			o.Observe(r.requestsLostAfterLoss.Load(), reasonResponseLost)
 			return nil
 		}),
 		tb.RegisterReceiverEbpfMapEntriesCallback(func(_ context.Context, o metric.Int64Observer) error {

@@ -40,8 +40,10 @@ type Event struct {
 	Local  netip.AddrPort
 	Remote netip.AddrPort
 	Len    uint32 // bytes the syscall moved; Data holds a prefix of them
-	Data   []byte
-	Tail   []byte // last bytes moved, when Data does not reach them
+	// AfterLoss: events of this connection were lost just before this one.
+	AfterLoss bool
+	Data      []byte
+	Tail      []byte // last bytes moved, when Data does not reach them
 }
 
 // Decode fills e from one ring buffer record. It rejects records that are
@@ -61,6 +63,7 @@ func Decode(raw []byte, e *Event) error {
 		return fmt.Errorf("event claims a %d-byte tail, at most %d fit", tailLen, tailMax)
 	}
 	e.Kind = Kind(raw[0])
+	e.AfterLoss = raw[25]&bpf.EventFlagAfterLoss != 0
 	e.Pid = le.Uint32(raw[8:])
 	e.Tid = le.Uint32(raw[12:])
 	e.FD = le.Uint32(raw[16:])

@@ -76,6 +76,16 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+func TestDecodeAfterLoss(t *testing.T) {
+	raw := record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil, 0, nil)
+	var e Event
+	require.NoError(t, Decode(raw, &e))
+	assert.False(t, e.AfterLoss)
+	raw[25] = bpf.EventFlagAfterLoss
+	require.NoError(t, Decode(raw, &e))
+	assert.True(t, e.AfterLoss)
+}
+
 func TestDecodeRejectsMalformed(t *testing.T) {
 	good := record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), []byte("abc"), 3, nil)
 	var e Event

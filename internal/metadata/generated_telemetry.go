@@ -37,6 +37,7 @@ type TelemetryBuilder struct {
 	ReceiverEbpfParseFailures metric.Int64Counter
 	ReceiverEbpfProcesses     metric.Int64ObservableGauge
 	ReceiverEbpfRequests      metric.Int64Counter
+	ReceiverEbpfRequestsLost  metric.Int64ObservableCounter
 	ReceiverEbpfSpans         metric.Int64Counter
 }
 
@@ -126,6 +127,21 @@ func (builder *TelemetryBuilder) RegisterReceiverEbpfProcessesCallback(cb metric
 	return nil
 }
 
+// RegisterReceiverEbpfRequestsLostCallback sets callback for observable ReceiverEbpfRequestsLost metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfRequestsLostCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfRequestsLost, obs: o})
+		return nil
+	}, builder.ReceiverEbpfRequestsLost)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -205,6 +221,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverEbpfRequests, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_requests",
 		metric.WithDescription("HTTP requests paired with their response (or ended without one). [Development]"),
+		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfRequestsLost, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_ebpf_requests_lost",
+		metric.WithDescription("Requests no span shows, by reason (attribute `reason` = request_event_lost, counted in the kernel when an event that began a request found the ring buffer full; response_event_lost, requests whose connection lost events before their response came). [Development]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
