@@ -48,6 +48,9 @@ func runServer(addr string) {
 		code, _ := strconv.Atoi(r.PathValue("code"))
 		w.WriteHeader(code)
 	})
+	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 4<<20))
+	})
 	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
 		for i := 0; i < 3; i++ {
 			fmt.Fprintf(w, "part %d\n", i)
@@ -84,7 +87,8 @@ func runServer(addr string) {
 // connections and prints how many got a response. "{i}" in url becomes the
 // request's number, so every request can be told apart.
 func runClient(url string, n, concurrency int) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, DisableCompression: true}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, DisableCompression: true,
+		DisableKeepAlives: os.Getenv("E2E_CLOSE") != ""}}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
