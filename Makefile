@@ -51,11 +51,13 @@ test: setup build
 	$(GO) vet ./...
 	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 60s)
+## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus
+## it built in testdata/fuzz
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./internal/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	scripts/keep-fuzz-corpus.sh
 
 ## bench: throughput of a Go HTTP server with and without the receiver
 bench: build setup

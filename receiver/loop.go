@@ -154,9 +154,10 @@ func (l *eventLoop) data(ev *events.Event) {
 	c := l.conns[key]
 	if c == nil {
 		c = &conn{http: http1.NewConn()}
+		c.req.SetConn(ev.Local, ev.Remote)
 		l.conns[key] = c
 	}
-	c.req.Local, c.req.Remote, c.lastNs = ev.Local, ev.Remote, ev.Time
+	c.lastNs = ev.Time
 	l.lastTime = ev.Time
 	dir := http1.Inbound
 	if ev.Kind == events.Write {
@@ -298,7 +299,7 @@ func (l *eventLoop) observe(p *process, req *spans.Request) {
 		k.Route = l.builder.Route(req.Target)
 		k.ServerPort = int(req.Local.Port())
 	} else {
-		k.ServerAddr = req.Remote.Addr().String()
+		k.ServerAddr = req.RemoteIP
 		k.ServerPort = int(req.Remote.Port())
 	}
 	end := req.ResponseEnd

@@ -19,6 +19,23 @@ type Request struct {
 	http1.Exchange
 	Local  netip.AddrPort // the watched process's end of the connection
 	Remote netip.AddrPort // the peer's end
+	// LocalIP and RemoteIP are Local's and Remote's addresses as text. A
+	// caller sets them once per connection, since formatting them for every
+	// span would cost an allocation each; empty ones are formatted here.
+	LocalIP, RemoteIP string
+}
+
+// SetConn records the connection of the requests to come.
+func (r *Request) SetConn(local, remote netip.AddrPort) {
+	r.Local, r.Remote = local, remote
+	r.LocalIP, r.RemoteIP = local.Addr().String(), remote.Addr().String()
+}
+
+func ipText(cached string, ap netip.AddrPort) string {
+	if cached != "" {
+		return cached
+	}
+	return ap.Addr().String()
 }
 
 // Clock converts kernel monotonic timestamps to wall-clock time.
@@ -128,10 +145,10 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	if req.Role == http1.RoleServer {
 		attrs.PutStr("http.route", route)
 		attrs.PutStr("url.path", path)
-		putHostPort(attrs, req.Host, req.Local)
-		putAddr(attrs, "client.address", "client.port", req.Remote)
+		putHostPort(attrs, req.Host, req.Local, req.LocalIP)
+		putAddr(attrs, "client.address", "client.port", req.Remote, req.RemoteIP)
 	} else {
-		host := putHostPort(attrs, req.Host, req.Remote)
+		host := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
 		attrs.PutStr("url.full", "http://"+host+path)
 	}
 	if b.RecordQuery {
@@ -139,8 +156,8 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 			attrs.PutStr("url.query", req.Target[i+1:])
 		}
 	}
-	putAddr(attrs, "network.peer.address", "network.peer.port", req.Remote)
-	putAddr(attrs, "network.local.address", "network.local.port", req.Local)
+	putAddr(attrs, "network.peer.address", "network.peer.port", req.Remote, req.RemoteIP)
+	putAddr(attrs, "network.local.address", "network.local.port", req.Local, req.LocalIP)
 	if req.RequestBodySize > 0 {
 		attrs.PutInt("http.request.body.size", req.RequestBodySize)
 	}
@@ -152,10 +169,10 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 // putHostPort sets server.address and server.port from the Host header when
 // there is one, else from the server's end of the connection, and returns
 // the authority ("host:port") it used.
-func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort) string {
+func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, serverIP string) string {
 	host, port := splitHost(hostHeader)
 	if host == "" {
-		host, port = server.Addr().String(), int(server.Port())
+		host, port = ipText(serverIP, server), int(server.Port())
 	}
 	if port == 0 {
 		port = int(server.Port())
@@ -193,11 +210,11 @@ func splitHost(h string) (string, int) {
 	return h, 0
 }
 
-func putAddr(attrs pcommon.Map, addrKey, portKey string, ap netip.AddrPort) {
+func putAddr(attrs pcommon.Map, addrKey, portKey string, ap netip.AddrPort, text string) {
 	if !ap.IsValid() {
 		return
 	}
-	attrs.PutStr(addrKey, ap.Addr().String())
+	attrs.PutStr(addrKey, ipText(text, ap))
 	attrs.PutInt(portKey, int64(ap.Port()))
 }
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Copies the corpus `go test -fuzz` built (kept in the Go build cache) into
+# each package's testdata/fuzz, so that `go test` replays it as seeds and it
+# is kept in git.
+set -euo pipefail
+cache="$(go env GOCACHE)/fuzz/$(go list -m)"
+for target in internal/http1/FuzzConn internal/events/FuzzDecode; do
+	src="$cache/$target"
+	dst="$(dirname "$target")/testdata/fuzz/$(basename "$target")"
+	[ -d "$src" ] || continue
+	mkdir -p "$dst"
+	cp -n "$src"/* "$dst"/ 2>/dev/null || true
+	echo "$dst: $(ls "$dst" | wc -l) inputs"
+done
