@@ -59,9 +59,11 @@ fuzz:
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	scripts/keep-fuzz-corpus.sh
 
-## bench: throughput of a Go HTTP server with and without the receiver
+## bench: throughput of a Go HTTP server with and without the receiver, and
+## the user-space cost per event (decode, parse, correlate, build pdata)
 bench: build setup
 	$(GO) run ./cmd/bench --collector $(DIST)
+	$(GO) test -run '^$$' -bench 'EventsToPdata|KeepAlive$$' -benchmem ./receiver/ ./internal/http1/
 
 clean:
 	rm -rf _build

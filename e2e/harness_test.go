@@ -58,8 +58,7 @@ func startReceiver(t *testing.T, configure func(*ebpfreceiver.Config)) *harness 
 	require.NoError(t, cfg.Validate())
 
 	core, logs := observer.New(zap.InfoLevel)
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	tel := componenttestTelemetry(t)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	set.Logger = zap.New(core)
@@ -74,6 +73,12 @@ func startReceiver(t *testing.T, configure func(*ebpfreceiver.Config)) *harness 
 	}
 	t.Cleanup(func() { h.stop(t) })
 	return h
+}
+
+func componenttestTelemetry(t *testing.T) *componenttest.Telemetry {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	return tel
 }
 
 func (h *harness) stop(t *testing.T) {
