@@ -185,25 +185,7 @@ func TestPythonServer(t *testing.T) {
 // read) and one client span (the request it wrote) per request.
 func TestHAProxyTCPMode(t *testing.T) {
 	srv := startGoServer(t)
-	port := freePort(t)
-	cfg := fmt.Sprintf(`global
-    maxconn 256
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend front
-    bind 127.0.0.1:%d
-    default_backend back
-backend back
-    server go %s
-`, port, srv.addr)
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	hap := startPeer(t, exec.Command("haproxy", "-db", "-f", cfgPath))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitListening(t, addr)
+	hap, addr := startHAProxy(t, srv.addr)
 
 	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = []int{srv.pid(), hap.pid()} })
 	h.waitInstrumented(t, srv.pid())

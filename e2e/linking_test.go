@@ -203,6 +203,20 @@ func relayed(t *testing.T) (string, string, []hop) {
 	}
 }
 
+// watchChain starts a receiver watching every process of chain, once each
+// is instrumented.
+func watchChain(t *testing.T, chain []hop) *harness {
+	var pids []int
+	for _, c := range chain {
+		pids = append(pids, c.pid)
+	}
+	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
+	for _, pid := range pids {
+		h.waitInstrumented(t, pid)
+	}
+	return h
+}
+
 var topologies = []topology{
 	{"haproxy-tcp", proxied(haproxyTCP)},
 	{"haproxy-tcp-x2", proxied(haproxyTCP, haproxyTCP)},
@@ -227,14 +241,7 @@ func TestLinkingAcrossHops(t *testing.T) {
 		} {
 			t.Run(topo.name+"/"+load.name, func(t *testing.T) {
 				entry, path, chain := topo.build(t)
-				var pids []int
-				for _, c := range chain {
-					pids = append(pids, c.pid)
-				}
-				h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
-				for _, pid := range pids {
-					h.waitInstrumented(t, pid)
-				}
+				h := watchChain(t, chain)
 				_, ok := runGoClient(t, "http://"+entry+path, load.requests, load.clients)
 				require.Equal(t, load.requests, ok)
 				last := chain[len(chain)-1]
@@ -258,14 +265,7 @@ func TestLinkingAcrossHops(t *testing.T) {
 // that trace.
 func TestIncomingTraceparentJoinsTheChain(t *testing.T) {
 	entry, _, chain := proxied(haproxyTCP, haproxyTCP)(t)
-	var pids []int
-	for _, c := range chain {
-		pids = append(pids, c.pid)
-	}
-	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
-	for _, pid := range pids {
-		h.waitInstrumented(t, pid)
-	}
+	h := watchChain(t, chain)
 	out, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "http://"+entry+"/req/0").CombinedOutput()
 	require.NoError(t, err, string(out))
 	complete, linked := 0, 0
