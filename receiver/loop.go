@@ -52,7 +52,6 @@ type eventLoop struct {
 	r       *Receiver
 	conns   map[connKey]*conn
 	builder spans.Builder
-	clock   spans.Clock
 
 	batch      ptrace.Traces
 	batchProcs map[uint32]ptrace.SpanSlice
@@ -60,8 +59,9 @@ type eventLoop struct {
 	batchSince time.Time
 	out        chan ptrace.Traces
 
-	linker  *correlate.Linker
-	printer *bufio.Writer // nil unless spans are printed as text
+	linker     *correlate.Linker
+	unresolved []unresolved  // spans of the batch, to settle at flush
+	printer    *bufio.Writer // nil unless spans are printed as text
 
 	counts     loopCounts
 	discarding bool         // Done counts exchanges as lost instead of emitting them
@@ -76,12 +76,10 @@ type eventLoop struct {
 }
 
 func newEventLoop(r *Receiver) *eventLoop {
-	clock := clockOffset()
 	return &eventLoop{
 		r:       r,
 		conns:   map[connKey]*conn{},
-		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clock},
-		clock:   clock,
+		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clockOffset()},
 		out:     make(chan ptrace.Traces, queuedBatches),
 		linker:  correlate.New(),
 		printer: printerFor(r.opts),
@@ -253,7 +251,6 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 		return
 	}
 	l.counts.requests++
-	l.linker.Resolve(id)
 	p := l.r.procs.get(l.curPid)
 	if p == nil {
 		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid, ""))
@@ -261,14 +258,17 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 	req := &l.cur.req
 	req.Exchange = *x
 	if l.r.traces != nil {
-		l.addSpan(p, req, &id.Identity)
+		l.addSpan(p, req, id)
 	}
 	if l.r.metrics != nil {
 		l.observe(p, req)
 	}
 }
 
-func (l *eventLoop) addSpan(p *process, req *spans.Request, id *spans.Identity) {
+// addSpan appends a span to the batch. Its trace id and parent are
+// settled when the batch is flushed: by then the events that link it (a
+// client's write the kernel reported late) have most likely been read.
+func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) {
 	if l.batchSpans == 0 {
 		l.batch = ptrace.NewTraces()
 		l.batchProcs = map[uint32]ptrace.SpanSlice{}
@@ -285,12 +285,32 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *spans.Identity) 
 		l.batchProcs[pid] = ss
 	}
 	span := ss.AppendEmpty()
-	l.builder.Fill(span, req, id)
+	l.builder.Fill(span, req, &id.Identity)
 	l.batchSpans++
-	if l.printer != nil {
-		l.printer.WriteString(spans.TextLine(span, p.ServiceName))
-		l.printer.WriteByte('\n')
+	l.unresolved = append(l.unresolved, unresolved{span: span, id: id, service: p.ServiceName})
+}
+
+// unresolved is a span of the batch whose trace is not settled yet.
+type unresolved struct {
+	span    ptrace.Span
+	id      *correlate.Span
+	service string
+}
+
+// resolve settles the trace ids of the batch's spans, and prints them.
+func (l *eventLoop) resolve() {
+	for i, u := range l.unresolved {
+		l.linker.Resolve(u.id)
+		u.span.SetTraceID(u.id.TraceID)
+		u.span.SetParentSpanID(u.id.ParentID)
+		u.span.SetFlags(uint32(u.id.Flags))
+		if l.printer != nil {
+			l.printer.WriteString(spans.TextLine(u.span, u.service))
+			l.printer.WriteByte('\n')
+		}
+		l.unresolved[i] = unresolved{}
 	}
+	l.unresolved = l.unresolved[:0]
 }
 
 func (l *eventLoop) observe(p *process, req *spans.Request) {
@@ -320,6 +340,7 @@ func (l *eventLoop) flush() {
 	if l.batchSpans == 0 {
 		return
 	}
+	l.resolve()
 	if l.printer != nil {
 		l.printer.Flush()
 	}

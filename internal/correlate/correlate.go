@@ -26,11 +26,12 @@ import (
 type Span struct {
 	spans.Identity
 
-	resolved    bool
-	parent      *Span
-	server      bool
-	flow        Flow // client->server, for a server span still looking for its client
-	traceparent string
+	resolved       bool
+	parent         *Span
+	server         bool
+	flow           Flow // client->server, for a server span still looking for its client
+	method, target string
+	traceparent    string
 }
 
 // Flow is one direction of a TCP connection: from the client to the server.
@@ -66,8 +67,9 @@ func New() *Linker {
 // ServerStarted gives an identity to a request process pid read (on thread
 // tid) on flow, and makes it a candidate parent of the process's calls.
 func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
-	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow, traceparent: traceparent}
-	s.parent = l.takeWaiting(flow)
+	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow,
+		method: method, target: target, traceparent: traceparent}
+	s.parent = l.takeWaiting(s)
 	list := l.inflight[pid]
 	if len(list) < maxInflight {
 		l.inflight[pid] = append(list, &inflight{span: s, method: method, target: target, tid: tid})
@@ -79,7 +81,7 @@ func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, trace
 // tid) on flow, finds its parent among the requests the process serves, and
 // leaves it for the server at the other end, if that one is watched.
 func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
-	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, traceparent: traceparent}
+	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, method: method, target: target, traceparent: traceparent}
 	s.parent = l.servingParent(pid, tid, method, target, traceparent)
 	w := l.waiting[flow]
 	if len(w) >= maxWaitingPerFlow {
@@ -115,16 +117,27 @@ func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent stri
 	return nil
 }
 
-func (l *Linker) takeWaiting(flow Flow) *Span {
-	w := l.waiting[flow]
+// takeWaiting finds the client request a server read on its connection:
+// the oldest waiting one with the same method and target, dropping older
+// ones (a client's write reported after its server already finished is
+// stale by then); else, for proxies that rewrite the target, the oldest.
+func (l *Linker) takeWaiting(server *Span) *Span {
+	w := l.waiting[server.flow]
 	if len(w) == 0 {
 		return nil
 	}
-	s := w[0]
-	if len(w) == 1 {
-		delete(l.waiting, flow)
+	i := 0
+	for j, c := range w {
+		if c.method == server.method && c.target == server.target {
+			i = j
+			break
+		}
+	}
+	s := w[i]
+	if rest := w[i+1:]; len(rest) > 0 {
+		l.waiting[server.flow] = rest
 	} else {
-		l.waiting[flow] = w[1:]
+		delete(l.waiting, server.flow)
 	}
 	return s
 }
@@ -171,7 +184,7 @@ func (l *Linker) Resolve(s *Span) {
 	}
 	s.resolved = true // set first: a cycle (impossible by construction) cannot recurse
 	if s.server && s.parent == nil {
-		s.parent = l.takeWaiting(s.flow) // the client's write may have been reported late
+		s.parent = l.takeWaiting(s) // the client's write may have been reported late
 	}
 	if s.parent != nil {
 		l.Resolve(s.parent)

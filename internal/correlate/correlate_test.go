@@ -50,6 +50,24 @@ func TestLateClientWrite(t *testing.T) {
 	assert.Equal(t, client.TraceID, server.TraceID)
 }
 
+// A client write reported after its server finished is left waiting; the
+// next request on the connection must not take it.
+func TestStaleClientWriteIsSkipped(t *testing.T) {
+	l := New()
+	f := flow("127.0.0.1:40000", "127.0.0.1:8080")
+	early := l.ServerStarted(3, 31, f, "GET", "/1", "")
+	l.Resolve(early) // done before its client's write showed up: a root
+	late := l.ClientStarted(1, 11, f, "GET", "/1", "")
+	next := l.ClientStarted(1, 11, f, "GET", "/2", "")
+	server2 := l.ServerStarted(3, 31, f, "GET", "/2", "")
+	l.Resolve(late)
+	l.Resolve(next)
+	l.Resolve(server2)
+	assert.Equal(t, next.SpanID, server2.ParentID)
+	waiting, _ := l.Size()
+	assert.Zero(t, waiting, "the stale entry was dropped")
+}
+
 func TestTraceparent(t *testing.T) {
 	l := New()
 	s := l.ServerStarted(3, 31, flow("10.0.0.1:1", "10.0.0.2:80"), "GET", "/", tp)
