@@ -33,6 +33,10 @@ const (
 	// pollEvery is how often the ring buffer is read when the kernel did not
 	// wake the reader: it wakes it only once enough bytes wait.
 	pollEvery = 10 * time.Millisecond
+	// linkGrace is how much longer a ripe batch may wait for the client
+	// writes its server spans were read from: on loopback the kernel often
+	// reports a server's read before the client's write.
+	linkGrace = 100 * time.Millisecond
 )
 
 type connKey struct {
@@ -104,7 +108,7 @@ func (l *eventLoop) run() {
 		switch {
 		case errors.Is(err, events.ErrTimeout):
 			// Everything waiting was read: time to flush a ripe batch.
-			if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
+			if l.batchSpans > 0 && l.ripe(time.Since(l.batchSince)) {
 				l.flush()
 			}
 			l.r.publish(context.Background(), &l.counts)
@@ -288,6 +292,24 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) 
 	l.builder.Fill(span, req, &id.Identity)
 	l.batchSpans++
 	l.unresolved = append(l.unresolved, unresolved{span: span, id: id, service: p.ServiceName})
+}
+
+// ripe reports whether a batch of this age is to be flushed: after
+// flushAfter, once its server spans found their local clients, or after
+// linkGrace more.
+func (l *eventLoop) ripe(age time.Duration) bool {
+	if age < flushAfter {
+		return false
+	}
+	if age >= flushAfter+linkGrace {
+		return true
+	}
+	for _, u := range l.unresolved {
+		if l.linker.Unlinked(u.id) {
+			return false
+		}
+	}
+	return true
 }
 
 // unresolved is a span of the batch whose trace is not settled yet.

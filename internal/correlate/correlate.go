@@ -118,20 +118,21 @@ func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent stri
 }
 
 // takeWaiting finds the client request a server read on its connection:
-// the oldest waiting one with the same method and target, dropping older
-// ones (a client's write reported after its server already finished is
-// stale by then); else, for proxies that rewrite the target, the oldest.
+// the oldest waiting one with the same method and target. Older ones are
+// dropped: their servers finished without them. Matching by content, not
+// by order, matters on loopback, where the server often reads a request
+// before the kernel reports the client's write of it.
 func (l *Linker) takeWaiting(server *Span) *Span {
 	w := l.waiting[server.flow]
-	if len(w) == 0 {
-		return nil
-	}
-	i := 0
+	i := -1
 	for j, c := range w {
 		if c.method == server.method && c.target == server.target {
 			i = j
 			break
 		}
+	}
+	if i < 0 {
+		return nil
 	}
 	s := w[i]
 	if rest := w[i+1:]; len(rest) > 0 {
@@ -175,6 +176,16 @@ func (l *Linker) Size() (waiting, inflight int) {
 		inflight += len(in)
 	}
 	return waiting, inflight
+}
+
+// Unlinked reports whether s is a server span still without the client
+// span it may wait for; it tries to find it first.
+func (l *Linker) Unlinked(s *Span) bool {
+	if s.resolved || !s.server || s.parent != nil {
+		return false
+	}
+	s.parent = l.takeWaiting(s)
+	return s.parent == nil
 }
 
 // Resolve settles the trace id and parent of s, and of its ancestors.
