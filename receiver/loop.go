@@ -26,7 +26,7 @@ const (
 	batchSpans = 2048
 	// queuedBatches bounds the batches waiting for a slow consumer; beyond
 	// it batches are dropped and counted, so the kernel side never waits.
-	queuedBatches = 16
+	queuedBatches = 8
 	// idleConn is how long a connection may stay silent before its state is
 	// dropped (its close event may have been lost).
 	idleConn = 5 * time.Minute
