@@ -183,20 +183,6 @@ func (r *Receiver) Shutdown(context.Context) error {
 	return errors.Join(err, r.tracer.Close())
 }
 
-// ProgramIDs are the kernel ids of the loaded programs; empty when stopped.
-func (r *Receiver) ProgramIDs() []uint32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.started {
-		return nil
-	}
-	var ids []uint32
-	for _, id := range r.tracer.ProgramIDs() {
-		ids = append(ids, uint32(id))
-	}
-	return ids
-}
-
 // clockOffset is wall-clock time minus the kernel's monotonic clock, which
 // bpf_ktime_get_ns reads.
 func clockOffset() spans.Clock {
