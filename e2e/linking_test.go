@@ -242,9 +242,9 @@ func TestLinkingAcrossHops(t *testing.T) {
 			requests, clients int
 			minLinked         float64
 		}{
-			// Sequential traffic links 100% in most runs; now and then one
-			// server span misses its local client (see the README).
-			{"sequential", 100, 1, 0.97},
+			// 100% measured; one miss is tolerated so that a rare scheduling
+			// accident does not fail CI (see the README).
+			{"sequential", 100, 1, 0.99},
 			{"32-clients", 320, 32, 0.99},
 		} {
 			t.Run(topo.name+"/"+load.name, func(t *testing.T) {

@@ -33,10 +33,10 @@ const (
 	// pollEvery is how often the ring buffer is read when the kernel did not
 	// wake the reader: it wakes it only once enough bytes wait.
 	pollEvery = 10 * time.Millisecond
-	// linkGrace is how much longer a ripe batch may wait for the client
-	// writes its server spans were read from: on loopback the kernel often
-	// reports a server's read before the client's write.
-	linkGrace = 100 * time.Millisecond
+	// linkGrace is how long a finished server span from a client on this
+	// host may wait for the client's write of its request: on loopback the
+	// kernel often reports the server's read first.
+	linkGrace = 50 * time.Millisecond
 )
 
 type connKey struct {
@@ -65,6 +65,7 @@ type eventLoop struct {
 
 	linker     *correlate.Linker
 	unresolved []unresolved  // spans of the batch, to settle at flush
+	parked     []parkedSpan  // finished server spans waiting for their client
 	printer    *bufio.Writer // nil unless spans are printed as text
 
 	counts     loopCounts
@@ -101,6 +102,7 @@ func (l *eventLoop) run() {
 	defer close(l.out)
 	defer l.r.publish(context.Background(), &l.counts)
 	defer l.flush()
+	defer l.unpark(true)
 	defer l.closeAll()
 	l.r.reader.SetDeadline(time.Now().Add(pollEvery))
 	for {
@@ -108,7 +110,8 @@ func (l *eventLoop) run() {
 		switch {
 		case errors.Is(err, events.ErrTimeout):
 			// Everything waiting was read: time to flush a ripe batch.
-			if l.batchSpans > 0 && l.ripe(time.Since(l.batchSince)) {
+			l.unpark(false)
+			if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
 				l.flush()
 			}
 			l.r.publish(context.Background(), &l.counts)
@@ -262,7 +265,11 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 	req := &l.cur.req
 	req.Exchange = *x
 	if l.r.traces != nil {
-		l.addSpan(p, req, id)
+		if x.Role == http1.RoleServer && fromThisHost(req) && l.linker.Unlinked(id) {
+			l.parked = append(l.parked, parkedSpan{p: p, req: *req, id: id, since: time.Now()})
+		} else {
+			l.addSpan(p, req, id)
+		}
 	}
 	if l.r.metrics != nil {
 		l.observe(p, req)
@@ -294,22 +301,37 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) 
 	l.unresolved = append(l.unresolved, unresolved{span: span, id: id, service: p.ServiceName})
 }
 
-// ripe reports whether a batch of this age is to be flushed: after
-// flushAfter, once its server spans found their local clients, or after
-// linkGrace more.
-func (l *eventLoop) ripe(age time.Duration) bool {
-	if age < flushAfter {
-		return false
+// parkedSpan is a finished server span waiting for its client's write.
+type parkedSpan struct {
+	p     *process
+	req   spans.Request
+	id    *correlate.Span
+	since time.Time
+}
+
+// fromThisHost: the peer may be a watched process of this node.
+func fromThisHost(req *spans.Request) bool {
+	peer := req.Remote.Addr()
+	return peer.IsLoopback() || peer == req.Local.Addr()
+}
+
+// unpark moves parked spans into the batch once they found their client,
+// or waited linkGrace; all of them when force.
+func (l *eventLoop) unpark(force bool) {
+	if len(l.parked) == 0 {
+		return
 	}
-	if age >= flushAfter+linkGrace {
-		return true
-	}
-	for _, u := range l.unresolved {
-		if l.linker.Unlinked(u.id) {
-			return false
+	now := time.Now()
+	kept := l.parked[:0]
+	for _, pk := range l.parked {
+		if force || !l.linker.Unlinked(pk.id) || now.Sub(pk.since) >= linkGrace {
+			l.addSpan(pk.p, &pk.req, pk.id)
+			continue
 		}
+		kept = append(kept, pk)
 	}
-	return true
+	clear(l.parked[len(kept):])
+	l.parked = kept
 }
 
 // unresolved is a span of the batch whose trace is not settled yet.
