@@ -28,8 +28,10 @@ func rawEvent(kind byte, pid uint32, sock uint64, ts uint64, data string) []byte
 	le.PutUint32(raw[20:], uint32(len(data)))
 	le.PutUint64(raw[32:], ts)
 	le.PutUint64(raw[40:], sock)
-	copy(raw[48:], []byte{127, 0, 0, 1})
-	copy(raw[64:], []byte{127, 0, 0, 1})
+	// Addresses of two hosts: a peer on this host would make server spans
+	// wait for their client's write, which the benchmark never sends.
+	copy(raw[48:], []byte{10, 0, 0, 1})
+	copy(raw[64:], []byte{10, 0, 0, 2})
 	copy(raw[bpf.HeaderSize:], data)
 	return raw
 }
