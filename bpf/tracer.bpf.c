@@ -13,6 +13,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "headers/selection.h"
+#include "headers/propagation.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -67,12 +69,26 @@ struct event {
 	__u8 laddr[16];
 	__u8 raddr[16];
 	__u8 tail[TAIL_LEN];
+	/* With EVENT_FLAG_CONTEXT or EVENT_FLAG_INJECTED: the span's ids. */
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_id[8];
 	__u8 data[CAPTURE_MAX * 2]; /* twice the capture so the verifier can bound offset + length */
 };
 
 /* Set on the first event of a connection after events of it were lost: user
  * space must not pair what comes next with what came before. */
 #define EVENT_FLAG_AFTER_LOSS 1
+/* A read began a request: trace_id and span_id are its server span's, and
+ * parent_id the caller's from its traceparent, if any. */
+#define EVENT_FLAG_CONTEXT 2
+/* A write began a request that went out with a traceparent: the ids are the
+ * client span's, parent_id the request its thread was serving. */
+#define EVENT_FLAG_INJECTED 4
+/* A write began a request that should have carried a traceparent but could
+ * not: its socket is not one the sk_msg program sees, or its head is
+ * longer than the capture. */
+#define EVENT_FLAG_NOT_INJECTED 8
 
 struct args {
 	__u64 buf;  /* buffer, iovec array or msghdr */
@@ -83,22 +99,14 @@ struct args {
 
 /* Set by the loader before the programs are loaded. */
 volatile const __u32 self_tgid = 0;
+/* Non-zero with context_propagation: headers. */
+volatile const __u32 propagate = 0;
 
 /* Syscall numbers differ per architecture; the loader fills them in. */
 volatile const __s64 nr_read = -1, nr_write = -1, nr_readv = -1, nr_writev = -1;
 volatile const __s64 nr_recvfrom = -1, nr_sendto = -1, nr_recvmsg = -1, nr_sendmsg = -1;
 volatile const __s64 nr_sendfile = -1, nr_close = -1, nr_connect = -1;
 
-/* Selected processes: bit (tgid % 64) of word tgid / 64. Every syscall of
- * every process asks it, so it is an array (lookups are inlined) rather than
- * a hash. The loader sizes it from kernel.pid_max. Filled by user space and
- * by connect(). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u64);
-} pids SEC(".maps");
 
 /* Records are written without waking the reader, which polls, until this
  * many bytes wait in the ring: a wakeup per record would cost more than the
@@ -128,6 +136,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct event);
 } scratch SEC(".maps");
+
+/* A plan is built here: too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct plan);
+} scratch_plan SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -168,25 +184,6 @@ static __always_inline void count(__u32 which)
 	__u64 *v = bpf_map_lookup_elem(&counters, &which);
 	if (v)
 		*v += 1;
-}
-
-static __always_inline bool selected(__u32 tgid)
-{
-	__u32 word = tgid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&pids, &word);
-	return bits && (*bits & (1ULL << (tgid % 64)));
-}
-
-static __always_inline void set_selected(__u32 tgid, bool on)
-{
-	__u32 word = tgid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&pids, &word);
-	if (!bits)
-		return;
-	if (on)
-		__sync_fetch_and_or(bits, 1ULL << (tgid % 64));
-	else
-		__sync_fetch_and_and(bits, ~(1ULL << (tgid % 64)));
 }
 
 /* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
@@ -375,6 +372,273 @@ static __always_inline void remember(__u64 pid_tgid, __u32 op, __u64 fd, __u64 b
 		count(COUNTER_LOST_ARGS);
 }
 
+/* ---- Context propagation (only with propagate set) ---- */
+
+/* A thread's served request gives its calls a parent for this long; after
+ * that a call starts a trace of its own. */
+#define SERVING_MAX_NS (5ULL * 1000 * 1000 * 1000)
+#define DATA_MASK (CAPTURE_MAX * 2 - 1)
+
+/* head_scan walks the head of an HTTP/1.x request in e->data, a byte per
+ * bpf_loop step, so the verifier checks one step instead of 4096. */
+struct head_scan {
+	struct event *e;
+	__u32 n;           /* bytes to look at */
+	__u32 line;        /* where the current line starts */
+	__u32 headers;     /* where the first header starts; 0: no request line */
+	__u32 traceparent; /* where the traceparent line starts; 0: none */
+	bool ended;        /* the empty line that ends the head was seen */
+	bool bad;          /* the first line is not a request line */
+};
+
+static __always_inline __u8 at(struct event *e, __u32 i)
+{
+	return e->data[i & DATA_MASK];
+}
+
+/* request_line ends at the '\n' at i: "<TOKEN> <target> HTTP/1.x\r\n". The
+ * first byte may be missing (Go servers may read it alone). */
+static __always_inline bool request_line(struct event *e, __u32 i)
+{
+	if (i < 10 || at(e, i - 1) != '\r')
+		return false;
+	__u8 c = at(e, 0);
+	if (c < 'A' || c > 'Z')
+		return false;
+	__u32 v = i - 10;
+	if (at(e, v) != ' ' || at(e, v + 1) != 'H' || at(e, v + 2) != 'T' || at(e, v + 3) != 'T' ||
+	    at(e, v + 4) != 'P' || at(e, v + 5) != '/' || at(e, v + 6) != '1' || at(e, v + 7) != '.')
+		return false;
+	c = at(e, i - 2);
+	return c == '0' || c == '1';
+}
+
+static __always_inline bool traceparent_line(struct event *e, __u32 start)
+{
+	/* "traceparent:" in any case: | 0x20 lowers letters and keeps ':' */
+	__u64 want = 0x7261706563617274ULL; /* "tracepar", little-endian */
+	__u32 rest = 0x3a746e65;            /* "ent:" */
+	__u64 got = 0;
+	__u32 got_rest = 0;
+	for (int k = 0; k < 8; k++)
+		got |= (__u64)(at(e, start + k) | 0x20) << (8 * k);
+	for (int k = 0; k < 4; k++)
+		got_rest |= (__u32)(at(e, start + 8 + k) | 0x20) << (8 * k);
+	return got == want && got_rest == rest;
+}
+
+static long scan_step(__u64 index, void *arg)
+{
+	struct head_scan *s = arg;
+	__u32 i = index;
+	if (i >= s->n)
+		return 1;
+	struct event *e = s->e;
+	if (at(e, i) != '\n')
+		return 0;
+	__u32 start = s->line;
+	s->line = i + 1;
+	if (start == 0) {
+		if (!request_line(e, i)) {
+			s->bad = true;
+			return 1;
+		}
+		s->headers = i + 1;
+		return 0;
+	}
+	if (i - start <= 1) {
+		s->ended = true;
+		return 1;
+	}
+	if (i - start > 12 && traceparent_line(e, start)) {
+		s->traceparent = start;
+		return 1;
+	}
+	return 0;
+}
+
+/* scan_head reports whether e->data begins with a request line. */
+static __always_inline bool scan_head(struct event *e, struct head_scan *s)
+{
+	s->e = e;
+	s->n = e->cap_len < CAPTURE_MAX ? e->cap_len : CAPTURE_MAX;
+	bpf_loop(CAPTURE_MAX, scan_step, s, 0);
+	return !s->bad && s->headers != 0;
+}
+
+static __always_inline int hex_value(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static __always_inline bool decode_hex(struct event *e, __u32 from, __u8 *dst, int n)
+{
+	for (int k = 0; k < n; k++) {
+		int hi = hex_value(at(e, from + 2 * k)), lo = hex_value(at(e, from + 2 * k + 1));
+		if (hi < 0 || lo < 0)
+			return false;
+		dst[k] = hi << 4 | lo;
+	}
+	return true;
+}
+
+static __always_inline bool all_zero(__u8 *b, int n)
+{
+	__u8 any = 0;
+	for (int k = 0; k < n; k++)
+		any |= b[k];
+	return any == 0;
+}
+
+/* parse_traceparent reads "traceparent: 00-<trace>-<span>-<flags>" from the
+ * line at start into c: trace id, the caller's span as parent, flags. */
+static __always_inline bool parse_traceparent(struct event *e, __u32 start, struct trace_ctx *c)
+{
+	__u32 v = start + 12;
+	for (int k = 0; k < 4 && at(e, v) == ' '; k++)
+		v++;
+	if (at(e, v) != '0' || at(e, v + 1) != '0' || at(e, v + 2) != '-' ||
+	    at(e, v + 35) != '-' || at(e, v + 52) != '-' || at(e, v + 55) != '\r')
+		return false;
+	__u8 flags[1];
+	if (!decode_hex(e, v + 3, c->trace_id, 16) || !decode_hex(e, v + 36, c->parent_id, 8) ||
+	    !decode_hex(e, v + 53, flags, 1))
+		return false;
+	c->flags = flags[0];
+	return !all_zero(c->trace_id, 16) && !all_zero(c->parent_id, 8);
+}
+
+static __always_inline void random_id(__u8 *b, int n)
+{
+	for (int k = 0; k < n; k += 4) {
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(&b[k], &r, 4);
+	}
+	b[0] |= 1; /* an all-zero id is invalid */
+}
+
+/* serve_request gives the request a read began its server span's context,
+ * remembers it as what the thread is serving, and puts it in the event. */
+static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
+{
+	struct head_scan s = {};
+	if (!scan_head(e, &s))
+		return;
+	struct trace_ctx c = {};
+	if (!s.traceparent || !parse_traceparent(e, s.traceparent, &c)) {
+		__builtin_memset(&c, 0, sizeof(c));
+		random_id(c.trace_id, 16);
+		c.flags = 1;
+	}
+	random_id(c.span_id, 8);
+	c.ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&serving, &pid_tgid, &c, BPF_ANY);
+	__builtin_memcpy(e->trace_id, c.trace_id, 16);
+	__builtin_memcpy(e->span_id, c.span_id, 8);
+	__builtin_memcpy(e->parent_id, c.parent_id, 8);
+	e->flags |= EVENT_FLAG_CONTEXT;
+}
+
+static __always_inline char hex_digit(__u8 n)
+{
+	return n < 10 ? '0' + n : 'a' + n - 10;
+}
+
+static __always_inline void put_hex(char *dst, __u8 *src, int n)
+{
+	for (int k = 0; k < n; k++) {
+		dst[2 * k] = hex_digit(src[k] >> 4);
+		dst[2 * k + 1] = hex_digit(src[k] & 0xf);
+	}
+}
+
+/* write_line formats the header line the plan will insert. */
+static __always_inline void write_line(struct plan *p)
+{
+	__builtin_memcpy(p->line, "traceparent: 00-", 16);
+	put_hex(&p->line[16], p->ctx.trace_id, 16);
+	p->line[48] = '-';
+	put_hex(&p->line[49], p->ctx.span_id, 8);
+	p->line[65] = '-';
+	put_hex(&p->line[66], &p->ctx.flags, 1);
+	p->line[68] = '\r';
+	p->line[69] = '\n';
+}
+
+/* plan_injection looks at what a write is about to send and, when it begins
+ * a request without a traceparent, leaves the sk_msg program a plan: a new
+ * client span in the trace of the request the thread serves, if any. */
+static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, __u64 count_)
+{
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	e->cap_len = 0;
+	e->tail_len = 0;
+	if (op == OP_WRITE) {
+		capture_buf(e, buf, count_ < CAPTURE_MAX ? count_ : CAPTURE_MAX);
+	} else if (op == OP_WRITEV) {
+		capture_iov(e, buf, count_, CAPTURE_MAX);
+	} else {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) != 0)
+			return;
+		capture_iov(e, (__u64)msg.msg_iov, msg.msg_iovlen, CAPTURE_MAX);
+	}
+	struct head_scan s = {};
+	if (!scan_head(e, &s) || s.traceparent)
+		return;
+	struct plan *p = bpf_map_lookup_elem(&scratch_plan, &zero);
+	if (!p)
+		return;
+	__builtin_memset(&p->ctx, 0, sizeof(p->ctx));
+	p->state = s.ended ? PLAN_READY : PLAN_FAILED; /* the head goes on beyond what we saw */
+	p->offset = s.headers;
+	struct trace_ctx *serving_ctx = bpf_map_lookup_elem(&serving, &pid_tgid);
+	__u64 now = bpf_ktime_get_ns();
+	if (serving_ctx && now - serving_ctx->ts < SERVING_MAX_NS) {
+		__builtin_memcpy(p->ctx.trace_id, serving_ctx->trace_id, 16);
+		__builtin_memcpy(p->ctx.parent_id, serving_ctx->span_id, 8);
+		p->ctx.flags = serving_ctx->flags;
+	} else {
+		random_id(p->ctx.trace_id, 16);
+		p->ctx.flags = 1;
+	}
+	random_id(p->ctx.span_id, 8);
+	p->ctx.ts = now;
+	write_line(p);
+	bpf_map_update_elem(&plans, &pid_tgid, p, BPF_ANY);
+}
+
+/* take_plan ends the plan of a write: the event says what became of it. */
+static __always_inline void take_plan(__u64 pid_tgid, struct event *e)
+{
+	struct plan *p = bpf_map_lookup_elem(&plans, &pid_tgid);
+	if (!p)
+		return;
+	if (p->state == PLAN_DONE) {
+		__builtin_memcpy(e->trace_id, p->ctx.trace_id, 16);
+		__builtin_memcpy(e->span_id, p->ctx.span_id, 8);
+		__builtin_memcpy(e->parent_id, p->ctx.parent_id, 8);
+		e->flags |= EVENT_FLAG_INJECTED;
+	} else {
+		e->flags |= EVENT_FLAG_NOT_INJECTED;
+	}
+	bpf_map_delete_elem(&plans, &pid_tgid);
+}
+
+/* A response written ends what the thread was serving. */
+static __always_inline void end_serving(__u64 pid_tgid, struct event *e)
+{
+	if (e->cap_len >= 5 && at(e, 0) == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/')
+		bpf_map_delete_elem(&serving, &pid_tgid);
+}
+
 /* on_connect selects a process that connects to a watched port, before its
  * first byte moves, so client spans of short-lived clients are not missed. */
 static __always_inline void on_connect(struct pt_regs *regs, __u64 pid_tgid)
@@ -452,10 +716,14 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!selected(pid_tgid >> 32))
 		return 0;
-	if (op == OP_SENDFILE) /* (out_fd, in_fd, offset, count): only out_fd matters */
+	if (op == OP_SENDFILE) { /* (out_fd, in_fd, offset, count): only out_fd matters */
 		remember(pid_tgid, op, SYSCALL_ARG1(regs), 0, 0);
-	else
-		remember(pid_tgid, op, SYSCALL_ARG1(regs), SYSCALL_ARG2(regs), SYSCALL_ARG3(regs));
+		return 0;
+	}
+	__u64 buf = SYSCALL_ARG2(regs), count_ = SYSCALL_ARG3(regs);
+	remember(pid_tgid, op, SYSCALL_ARG1(regs), buf, count_);
+	if (propagate && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG))
+		plan_injection(pid_tgid, op, buf, count_);
 	return 0;
 }
 
@@ -471,13 +739,14 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct args in = *a;
 	bpf_map_delete_elem(&inflight, &pid_tgid);
 
-	__s64 ret = (__s64)ctx->args[1];
-	if (ret <= 0)
-		return 0;
-	struct sock *sk = fd_socket(in.fd);
-	if (!sk)
-		return 0;
 	bool reading = in.op == OP_READ || in.op == OP_READV || in.op == OP_RECVMSG;
+	__s64 ret = (__s64)ctx->args[1];
+	struct sock *sk = ret > 0 ? fd_socket(in.fd) : 0;
+	if (!sk) {
+		if (propagate && !reading)
+			bpf_map_delete_elem(&plans, &pid_tgid);
+		return 0;
+	}
 	struct event *e = new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, in.fd);
 	if (!e)
 		return 0;
@@ -503,6 +772,14 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	default: /* sendfile: the bytes come from a file; only their count matters */
 		break;
+	}
+	if (propagate) {
+		if (reading) {
+			serve_request(pid_tgid, e);
+		} else {
+			take_plan(pid_tgid, e);
+			end_serving(pid_tgid, e);
+		}
 	}
 	send_data(e);
 	return 0;

@@ -31,22 +31,41 @@ type Counters struct {
 	// LostRequests counts the lost read/write events whose bytes began a
 	// request: requests no span will show.
 	LostRequests uint64
+	// SockhashFull counts connections of selected processes whose requests
+	// cannot carry a traceparent: the sock hash had no room for them.
+	SockhashFull uint64
 }
 
-// EventFlagAfterLoss marks the first event of a connection after some of
-// its events were lost.
-const EventFlagAfterLoss = 1
+// Event flags, as EVENT_FLAG_* in tracer.bpf.c.
+const (
+	// EventFlagAfterLoss marks the first event of a connection after some
+	// of its events were lost.
+	EventFlagAfterLoss = 1
+	// EventFlagContext: a read began a request; the event carries the
+	// server span's trace id and span id, and the caller's span id from
+	// its traceparent, if any.
+	EventFlagContext = 2
+	// EventFlagInjected: a write began a request that went out with a
+	// traceparent; the event carries the client span's ids and its parent.
+	EventFlagInjected = 4
+	// EventFlagNotInjected: a write began a request that could not carry
+	// a traceparent.
+	EventFlagNotInjected = 8
+)
 
 // Event is the wire layout of one event, generated from struct event.
 type Event = tracerEvent
 
 // HeaderSize is the size of an event before its captured data.
-const HeaderSize = 96
+const HeaderSize = 128
 
 // Options configure a Tracer.
 type Options struct {
 	SelfTgid       uint32 // never selected by connect()
 	RingBufferSize int    // bytes, a power of two >= page size
+	// Propagate makes selected processes' HTTP/1.x requests carry a
+	// traceparent header (context_propagation: headers).
+	Propagate bool
 }
 
 // Tracer is the loaded and attached set of kernel programs and maps.
@@ -54,14 +73,39 @@ type Tracer struct {
 	mu    sync.Mutex // serialises updates of the pid bitmap
 	objs  tracerObjects
 	links []link.Link
+	prop  *propagation
+	// PropagationErr says why requests carry no traceparent although
+	// Options.Propagate asked for it; the tracer works without it.
+	PropagationErr error
 }
 
 // Load loads the programs into the kernel and attaches them. The caller must
-// Close the Tracer to detach and free everything.
+// Close the Tracer to detach and free everything. When propagation was asked
+// for but cannot work here, the tracer is loaded without it and
+// PropagationErr says why.
 func Load(opts Options) (*Tracer, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising the memlock limit for eBPF maps: %w", err)
 	}
+	t, err := load(opts)
+	if err != nil || !opts.Propagate {
+		return t, err
+	}
+	propErr := error(nil)
+	if t.prop, propErr = loadPropagation(&t.objs); propErr == nil {
+		return t, nil
+	}
+	// Without the sk_msg program the tracer's plans would only cost.
+	t.Close()
+	opts.Propagate = false
+	if t, err = load(opts); err != nil {
+		return nil, err
+	}
+	t.PropagationErr = propErr
+	return t, nil
+}
+
+func load(opts Options) (*Tracer, error) {
 	spec, err := loadTracer()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded eBPF object: %w", err)
@@ -91,7 +135,11 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		return err
 	}
 	spec.Maps["pids"].MaxEntries = words
-	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8)}
+	propagate := uint32(0)
+	if opts.Propagate {
+		propagate = 1
+	}
+	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8), "propagate": propagate}
 	for name, nr := range syscallNumbers {
 		consts[name] = nr
 	}
@@ -249,13 +297,28 @@ func (t *Tracer) Counters() (Counters, error) {
 			*dst += v
 		}
 	}
+	if t.prop != nil {
+		n, err := t.prop.sockhashFull()
+		if err != nil {
+			return c, err
+		}
+		c.SockhashFull = n
+	}
 	return c, nil
 }
 
 // ProgramIDs are the kernel ids of the loaded programs (for leak checks).
 func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
+	ids := programIDs(t.objs.OnSysEnter, t.objs.OnSysExit, t.objs.OnProcessExit)
+	if t.prop != nil {
+		ids = append(ids, t.prop.programIDs()...)
+	}
+	return ids
+}
+
+func programIDs(progs ...*ebpf.Program) []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{t.objs.OnSysEnter, t.objs.OnSysExit, t.objs.OnProcessExit} {
+	for _, p := range progs {
 		if info, err := p.Info(); err == nil {
 			if id, ok := info.ID(); ok {
 				ids = append(ids, id)
@@ -268,6 +331,10 @@ func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
 // Close detaches every program and frees every map.
 func (t *Tracer) Close() error {
 	var errs []error
+	if t.prop != nil {
+		errs = append(errs, t.prop.Close())
+		t.prop = nil
+	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
 	}

@@ -12,13 +12,18 @@ func TestHeaderSizeMatchesGeneratedLayout(t *testing.T) {
 	require.Equal(t, uintptr(HeaderSize), unsafe.Offsetof(Event{}.Data))
 }
 
-func TestLoadAttachClose(t *testing.T) {
+func requireRoot(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI must run as root to load eBPF programs")
 		}
 		t.Skip("loading eBPF programs needs root")
 	}
+}
+
+func TestLoadAttachClose(t *testing.T) {
+	requireRoot(t)
 	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 16})
 	require.NoError(t, err)
 	require.Len(t, tr.ProgramIDs(), 3)
@@ -32,4 +37,13 @@ func TestLoadAttachClose(t *testing.T) {
 	require.Equal(t, []uint32{1, 64, 4242}, sel)
 	require.Error(t, tr.Select(1<<30), "beyond pid_max")
 	require.NoError(t, tr.Close())
+}
+
+func TestLoadWithPropagation(t *testing.T) {
+	requireRoot(t)
+	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 16, Propagate: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.PropagationErr)
+	require.Len(t, tr.ProgramIDs(), 5)
 }

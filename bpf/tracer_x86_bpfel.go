@@ -22,25 +22,46 @@ type tracerArgs struct {
 }
 
 type tracerEvent struct {
-	_       structs.HostLayout
-	Kind    uint8
-	Family  uint8
-	Lport   uint16
-	Rport   uint16
-	CapLen  uint16
-	Pid     uint32
-	Tid     uint32
-	Fd      uint32
-	Len     uint32
-	TailLen uint8
-	Flags   uint8
-	Pad     [6]uint8
-	Ts      uint64
-	Sock    uint64
-	Laddr   [16]uint8
-	Raddr   [16]uint8
-	Tail    [16]uint8
-	Data    [8192]uint8
+	_        structs.HostLayout
+	Kind     uint8
+	Family   uint8
+	Lport    uint16
+	Rport    uint16
+	CapLen   uint16
+	Pid      uint32
+	Tid      uint32
+	Fd       uint32
+	Len      uint32
+	TailLen  uint8
+	Flags    uint8
+	Pad      [6]uint8
+	Ts       uint64
+	Sock     uint64
+	Laddr    [16]uint8
+	Raddr    [16]uint8
+	Tail     [16]uint8
+	TraceId  [16]uint8
+	SpanId   [8]uint8
+	ParentId [8]uint8
+	Data     [8192]uint8
+}
+
+type tracerPlan struct {
+	_      structs.HostLayout
+	Ctx    tracerTraceCtx
+	Offset uint32
+	State  uint32
+	Line   [72]int8
+}
+
+type tracerTraceCtx struct {
+	_        structs.HostLayout
+	TraceId  [16]uint8
+	SpanId   [8]uint8
+	ParentId [8]uint8
+	Ts       uint64
+	Flags    uint8
+	Pad      [7]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -54,7 +75,10 @@ const (
 	tracerMapLossyCount     = "lossy_count"
 	tracerMapLossySocks     = "lossy_socks"
 	tracerMapPids           = "pids"
+	tracerMapPlans          = "plans"
 	tracerMapScratch        = "scratch"
+	tracerMapScratchPlan    = "scratch_plan"
+	tracerMapServing        = "serving"
 	tracerProgOnProcessExit = "on_process_exit"
 	tracerProgOnSysEnter    = "on_sys_enter"
 	tracerProgOnSysExit     = "on_sys_exit"
@@ -69,6 +93,7 @@ const (
 	tracerVarNrSendto       = "nr_sendto"
 	tracerVarNrWrite        = "nr_write"
 	tracerVarNrWritev       = "nr_writev"
+	tracerVarPropagate      = "propagate"
 	tracerVarSelfTgid       = "self_tgid"
 	tracerVarWakeupBytes    = "wakeup_bytes"
 )
@@ -131,7 +156,10 @@ type tracerMapSpecs struct {
 	LossyCount   *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks   *ebpf.MapSpec `ebpf:"lossy_socks"`
 	Pids         *ebpf.MapSpec `ebpf:"pids"`
+	Plans        *ebpf.MapSpec `ebpf:"plans"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchPlan  *ebpf.MapSpec `ebpf:"scratch_plan"`
+	Serving      *ebpf.MapSpec `ebpf:"serving"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -149,6 +177,7 @@ type tracerVariableSpecs struct {
 	NrSendto    *ebpf.VariableSpec `ebpf:"nr_sendto"`
 	NrWrite     *ebpf.VariableSpec `ebpf:"nr_write"`
 	NrWritev    *ebpf.VariableSpec `ebpf:"nr_writev"`
+	Propagate   *ebpf.VariableSpec `ebpf:"propagate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -180,7 +209,10 @@ type tracerMaps struct {
 	LossyCount   *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks   *ebpf.Map `ebpf:"lossy_socks"`
 	Pids         *ebpf.Map `ebpf:"pids"`
+	Plans        *ebpf.Map `ebpf:"plans"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ScratchPlan  *ebpf.Map `ebpf:"scratch_plan"`
+	Serving      *ebpf.Map `ebpf:"serving"`
 }
 
 func (m *tracerMaps) Close() error {
@@ -192,7 +224,10 @@ func (m *tracerMaps) Close() error {
 		m.LossyCount,
 		m.LossySocks,
 		m.Pids,
+		m.Plans,
 		m.Scratch,
+		m.ScratchPlan,
+		m.Serving,
 	)
 }
 
@@ -211,6 +246,7 @@ type tracerVariables struct {
 	NrSendto    *ebpf.Variable `ebpf:"nr_sendto"`
 	NrWrite     *ebpf.Variable `ebpf:"nr_write"`
 	NrWritev    *ebpf.Variable `ebpf:"nr_writev"`
+	Propagate   *ebpf.Variable `ebpf:"propagate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -44,6 +44,34 @@ type Event struct {
 	AfterLoss bool
 	Data      []byte
 	Tail      []byte // last bytes moved, when Data does not reach them
+	// Context is what the kernel chose for the request this event begins,
+	// with context propagation on; Context.Kind says whether it did.
+	Context Context
+}
+
+// ContextKind says what Event.Context holds.
+type ContextKind uint8
+
+const (
+	// NoContext: the kernel chose nothing.
+	NoContext ContextKind = iota
+	// Served: a read began a request; TraceID and SpanID are its server
+	// span's, ParentID the caller's span from its traceparent (or zero).
+	Served
+	// Injected: a write began a request that went out with a
+	// traceparent carrying TraceID and SpanID; ParentID is the request its
+	// thread was serving (or zero).
+	Injected
+	// NotInjected: a write began a request that could not carry one.
+	NotInjected
+)
+
+// Context is a span's trace context as the kernel chose it.
+type Context struct {
+	Kind     ContextKind
+	TraceID  [16]byte
+	SpanID   [8]byte
+	ParentID [8]byte
 }
 
 // Decode fills e from one ring buffer record. It rejects records that are
@@ -73,8 +101,27 @@ func Decode(raw []byte, e *Event) error {
 	e.Local = addrPort(raw[1], raw[48:64], le.Uint16(raw[2:]))
 	e.Remote = addrPort(raw[1], raw[64:80], le.Uint16(raw[4:]))
 	e.Tail = raw[80 : 80+tailLen]
+	decodeContext(raw, &e.Context)
 	e.Data = raw[bpf.HeaderSize : bpf.HeaderSize+capLen]
 	return nil
+}
+
+func decodeContext(raw []byte, c *Context) {
+	switch flags := raw[25]; {
+	case flags&bpf.EventFlagContext != 0:
+		c.Kind = Served
+	case flags&bpf.EventFlagInjected != 0:
+		c.Kind = Injected
+	case flags&bpf.EventFlagNotInjected != 0:
+		c.Kind = NotInjected
+		return
+	default:
+		c.Kind = NoContext
+		return
+	}
+	c.TraceID = [16]byte(raw[96:112])
+	c.SpanID = [8]byte(raw[112:120])
+	c.ParentID = [8]byte(raw[120:128])
 }
 
 func addrPort(family byte, b []byte, port uint16) netip.AddrPort {

@@ -86,10 +86,35 @@ func TestDecodeAfterLoss(t *testing.T) {
 	assert.True(t, e.AfterLoss)
 }
 
+func TestDecodeContext(t *testing.T) {
+	raw := record(Write, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil, 0, nil)
+	for i := 96; i < 128; i++ {
+		raw[i] = byte(i)
+	}
+	var e Event
+	require.NoError(t, Decode(raw, &e))
+	assert.Equal(t, NoContext, e.Context.Kind)
+	for flag, kind := range map[byte]ContextKind{
+		bpf.EventFlagContext: Served, bpf.EventFlagInjected: Injected, bpf.EventFlagNotInjected: NotInjected,
+	} {
+		raw[25] = flag | bpf.EventFlagAfterLoss
+		require.NoError(t, Decode(raw, &e))
+		assert.Equal(t, kind, e.Context.Kind)
+		assert.True(t, e.AfterLoss)
+		if kind == NotInjected {
+			continue
+		}
+		assert.Equal(t, byte(96), e.Context.TraceID[0])
+		assert.Equal(t, byte(111), e.Context.TraceID[15])
+		assert.Equal(t, [8]byte{112, 113, 114, 115, 116, 117, 118, 119}, e.Context.SpanID)
+		assert.Equal(t, [8]byte{120, 121, 122, 123, 124, 125, 126, 127}, e.Context.ParentID)
+	}
+}
+
 func TestDecodeRejectsMalformed(t *testing.T) {
 	good := record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), []byte("abc"), 3, nil)
 	var e Event
-	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 96-byte header")
+	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 128-byte header")
 	assert.ErrorContains(t, Decode(good[:len(good)-1], &e), "claims 3 captured bytes but carries 2")
 	bad := append([]byte(nil), good...)
 	bad[24] = 17

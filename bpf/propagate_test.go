@@ -1,0 +1,179 @@
+package bpf
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/stretchr/testify/require"
+)
+
+// echoHead serves one connection: for each request it answers with the
+// request head it received, byte for byte, as the body.
+func echoHead(t *testing.T, ln net.Listener) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			return
+		}
+		head, _ := io.ReadAll(req.Body) // the body is checked by its length
+		var b []byte
+		b = append(b, req.Method+" "+req.RequestURI+" "+req.Proto+"\r\n"...)
+		if v := req.Header.Get("Traceparent"); v != "" {
+			b = append(b, "Traceparent: "+v+"\r\n"...)
+		}
+		b = append(b, "Host: "+req.Host+"\r\n"...) // Go moves it out of Header
+		if v := req.Header.Get("Content-Length"); v != "" {
+			b = append(b, "Content-Length: "+v+"\r\n"...)
+		}
+		b = append(b, "body="...)
+		b = append(b, head...)
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: " + itoa(len(b)) + "\r\n\r\n"))
+		_, _ = c.Write(b)
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// header decodes the fixed part of a ring buffer record.
+func header(raw []byte) Event {
+	var ev Event
+	copy((*[HeaderSize]byte)(unsafe.Pointer(&ev))[:], raw[:HeaderSize])
+	return ev
+}
+
+// eventsOf collects the events of this process until quiet.
+func eventsOf(t *testing.T, tr *Tracer) []Event {
+	rd, err := ringbuf.NewReader(tr.Events())
+	require.NoError(t, err)
+	defer rd.Close()
+	var out []Event
+	for {
+		rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		rec, err := rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		require.NoError(t, err)
+		ev := header(rec.RawSample)
+		if ev.Pid == uint32(os.Getpid()) && ev.Kind != EventSelect {
+			out = append(out, ev)
+		}
+	}
+}
+
+func TestTraceparentInserted(t *testing.T) {
+	requireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go echoHead(t, ln)
+	go echoHead(t, ln)
+	early, err := net.Dial("tcp", ln.Addr().String()) // before the programs: no sk_msg on it
+	require.NoError(t, err)
+	defer early.Close()
+
+	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 20, Propagate: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.PropagationErr)
+	require.NoError(t, tr.Select(uint32(os.Getpid())))
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	r := bufio.NewReader(c)
+	roundTrip := func(conn net.Conn, r *bufio.Reader, req string) string {
+		n, err := conn.Write([]byte(req))
+		require.NoError(t, err)
+		require.Equal(t, len(req), n, "write must report the application's byte count")
+		resp, err := http.ReadResponse(r, nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(body)
+	}
+
+	got := roundTrip(c, r, "POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
+	const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	kept := roundTrip(c, r, "GET /own HTTP/1.1\r\nHost: shop\r\ntraceparent: "+own+"\r\n\r\n")
+	// Two pipelined requests in one write: only the first gets a header.
+	_, err = c.Write([]byte("GET /p1 HTTP/1.1\r\nHost: shop\r\n\r\nGET /p2 HTTP/1.1\r\nHost: shop\r\n\r\n"))
+	require.NoError(t, err)
+	var pipelined []string
+	for range 2 {
+		resp, err := http.ReadResponse(r, nil)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		pipelined = append(pipelined, string(body))
+	}
+	plain := roundTrip(early, bufio.NewReader(early), "GET /early HTTP/1.1\r\nHost: shop\r\n\r\n")
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	var writes, served []Event
+	for _, ev := range eventsOf(t, tr) {
+		switch {
+		case ev.Kind == EventWrite && ev.Rport == port:
+			writes = append(writes, ev)
+		case ev.Kind == EventRead && ev.Lport == port && ev.Flags&EventFlagContext != 0:
+			served = append(served, ev)
+		}
+	}
+
+	// The header the server saw is the one the kernel reported.
+	var injected []Event
+	for _, ev := range writes {
+		if ev.Flags&EventFlagInjected != 0 {
+			injected = append(injected, ev)
+		}
+	}
+	require.Len(t, injected, 2, "the POST and the first pipelined request")
+	tp := func(ev Event) string {
+		return "00-" + hex.EncodeToString(ev.TraceId[:]) + "-" + hex.EncodeToString(ev.SpanId[:]) + "-01"
+	}
+	require.Equal(t, "POST /orders HTTP/1.1\r\nTraceparent: "+tp(injected[0])+"\r\nHost: shop\r\nContent-Length: 5\r\nbody=hello", got)
+	require.Equal(t, [8]uint8{}, injected[0].ParentId, "a call made while serving nothing is a root")
+	require.Equal(t, "GET /own HTTP/1.1\r\nTraceparent: "+own+"\r\nHost: shop\r\nbody=", kept)
+	require.Equal(t, "GET /p1 HTTP/1.1\r\nTraceparent: "+tp(injected[1])+"\r\nHost: shop\r\nbody=", pipelined[0])
+	require.Equal(t, "GET /p2 HTTP/1.1\r\nHost: shop\r\nbody=", pipelined[1])
+	require.Equal(t, "GET /early HTTP/1.1\r\nHost: shop\r\nbody=", plain)
+	notInjected := 0
+	for _, ev := range writes {
+		if ev.Flags&EventFlagNotInjected != 0 {
+			notInjected++
+		}
+	}
+	require.Equal(t, 1, notInjected, "only the request on the connection opened before the programs")
+
+	// The server's reads got their context from the header: the server span
+	// continues the client span's trace, as its child.
+	require.Len(t, served, 4, "/orders, /own, /p1+/p2 in one read, /early")
+	require.Equal(t, injected[0].TraceId, served[0].TraceId)
+	require.Equal(t, injected[0].SpanId, served[0].ParentId)
+	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", hex.EncodeToString(served[1].TraceId[:]))
+	require.Equal(t, "b7ad6b7169203331", hex.EncodeToString(served[1].ParentId[:]))
+	require.Equal(t, [8]uint8{}, served[3].ParentId, "no header: a new trace")
+	require.NotEqual(t, [16]uint8{}, served[3].TraceId)
+}
