@@ -31,6 +31,12 @@ type Config struct {
 	// RingBufferSize is the size in bytes of the kernel ring buffer that
 	// carries events to user space: a power of two, at least 4096.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// ContextPropagation, when "headers", makes the plaintext HTTP/1.x
+	// requests selected processes send carry a W3C traceparent header with
+	// their client span's context, so the next hop (a receiver on another
+	// node, an SDK) continues the trace. "none" (the default) never changes
+	// a byte.
+	ContextPropagation string `mapstructure:"context_propagation"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -101,6 +107,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.PrintSpans != "" && cfg.PrintSpans != "text" {
 		errs = append(errs, fmt.Errorf("print_spans: %q must be \"text\" or empty", cfg.PrintSpans))
+	}
+	if p := cfg.ContextPropagation; p != "none" && p != "headers" {
+		errs = append(errs, fmt.Errorf("context_propagation: %q must be \"none\" or \"headers\"", p))
 	}
 	if n := cfg.RingBufferSize; n < 4096 || n&(n-1) != 0 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d must be a power of two of at least 4096", n))

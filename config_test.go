@@ -25,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	full.Metrics.Interval = 30 * time.Second
 	full.RingBufferSize = 16 << 20
 	full.PrintSpans = "text"
+	full.ContextPropagation = "headers"
 
 	tests := []struct {
 		id       component.ID
@@ -42,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 			`metrics.interval: 0s must be positive`,
 			`ring_buffer_size: 5000 must be a power of two`,
 			`print_spans: "json" must be "text" or empty`,
+			`context_propagation: "sidecar" must be "none" or "headers"`,
 		}},
 	}
 	for _, tt := range tests {

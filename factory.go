@@ -23,10 +23,11 @@ func NewFactory() receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Discovery:      DiscoveryConfig{PollInterval: 500 * time.Millisecond},
-		Routes:         RoutesConfig{Unmatched: "heuristic"},
-		Metrics:        MetricsConfig{Interval: 10 * time.Second},
-		RingBufferSize: 8 << 20,
+		Discovery:          DiscoveryConfig{PollInterval: 500 * time.Millisecond},
+		Routes:             RoutesConfig{Unmatched: "heuristic"},
+		Metrics:            MetricsConfig{Interval: 10 * time.Second},
+		RingBufferSize:     8 << 20,
+		ContextPropagation: "none",
 	}
 }
 

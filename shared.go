@@ -77,5 +77,6 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		MetricsInterval: cfg.Metrics.Interval,
 		RingBufferSize:  cfg.RingBufferSize,
 		PrintSpans:      cfg.PrintSpans == "text",
+		Propagate:       cfg.ContextPropagation == "headers",
 	}, nil
 }

@@ -88,19 +88,6 @@ func cgroup2Root(mountinfo string) (string, error) {
 	return "", errors.New("no cgroup v2 hierarchy is mounted; mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified`")
 }
 
-// SockhashFull counts connections the sock hash had no room for.
-func (p *propagation) sockhashFull() (uint64, error) {
-	var perCPU []uint64
-	if err := p.objs.PropagateCounters.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("reading the sock hash counter: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
-	}
-	return n, nil
-}
-
 func (p *propagation) programIDs() []ebpf.ProgramID {
 	return programIDs(p.objs.InsertTraceparent, p.objs.TrackClients)
 }

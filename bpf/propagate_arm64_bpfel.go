@@ -21,6 +21,12 @@ type propagatePlan struct {
 	Line   [72]int8
 }
 
+type propagateProcessServing struct {
+	_      structs.HostLayout
+	Latest propagateTraceCtx
+	Open   int64
+}
+
 type propagateTraceCtx struct {
 	_        structs.HostLayout
 	TraceId  [16]uint8
@@ -39,7 +45,7 @@ const (
 	propagateMapConnecting         = "connecting"
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
-	propagateMapPropagateCounters  = "propagate_counters"
+	propagateMapProcessServing     = "process_serving"
 	propagateMapServing            = "serving"
 	propagateProgInsertTraceparent = "insert_traceparent"
 	propagateProgTrackClients      = "track_clients"
@@ -95,12 +101,12 @@ type propagateProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type propagateMapSpecs struct {
-	Clients           *ebpf.MapSpec `ebpf:"clients"`
-	Connecting        *ebpf.MapSpec `ebpf:"connecting"`
-	Pids              *ebpf.MapSpec `ebpf:"pids"`
-	Plans             *ebpf.MapSpec `ebpf:"plans"`
-	PropagateCounters *ebpf.MapSpec `ebpf:"propagate_counters"`
-	Serving           *ebpf.MapSpec `ebpf:"serving"`
+	Clients        *ebpf.MapSpec `ebpf:"clients"`
+	Connecting     *ebpf.MapSpec `ebpf:"connecting"`
+	Pids           *ebpf.MapSpec `ebpf:"pids"`
+	Plans          *ebpf.MapSpec `ebpf:"plans"`
+	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
+	Serving        *ebpf.MapSpec `ebpf:"serving"`
 }
 
 // propagateVariableSpecs contains global variables before they are loaded into the kernel.
@@ -129,12 +135,12 @@ func (o *propagateObjects) Close() error {
 //
 // It can be passed to loadPropagateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type propagateMaps struct {
-	Clients           *ebpf.Map `ebpf:"clients"`
-	Connecting        *ebpf.Map `ebpf:"connecting"`
-	Pids              *ebpf.Map `ebpf:"pids"`
-	Plans             *ebpf.Map `ebpf:"plans"`
-	PropagateCounters *ebpf.Map `ebpf:"propagate_counters"`
-	Serving           *ebpf.Map `ebpf:"serving"`
+	Clients        *ebpf.Map `ebpf:"clients"`
+	Connecting     *ebpf.Map `ebpf:"connecting"`
+	Pids           *ebpf.Map `ebpf:"pids"`
+	Plans          *ebpf.Map `ebpf:"plans"`
+	ProcessServing *ebpf.Map `ebpf:"process_serving"`
+	Serving        *ebpf.Map `ebpf:"serving"`
 }
 
 func (m *propagateMaps) Close() error {
@@ -143,7 +149,7 @@ func (m *propagateMaps) Close() error {
 		m.Connecting,
 		m.Pids,
 		m.Plans,
-		m.PropagateCounters,
+		m.ProcessServing,
 		m.Serving,
 	)
 }

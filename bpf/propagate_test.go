@@ -155,6 +155,7 @@ func TestTraceparentInserted(t *testing.T) {
 	}
 	require.Equal(t, "POST /orders HTTP/1.1\r\nTraceparent: "+tp(injected[0])+"\r\nHost: shop\r\nContent-Length: 5\r\nbody=hello", got)
 	require.Equal(t, [8]uint8{}, injected[0].ParentId, "a call made while serving nothing is a root")
+	require.Equal(t, uint8(1), injected[0].TraceFlags)
 	require.Equal(t, "GET /own HTTP/1.1\r\nTraceparent: "+own+"\r\nHost: shop\r\nbody=", kept)
 	require.Equal(t, "GET /p1 HTTP/1.1\r\nTraceparent: "+tp(injected[1])+"\r\nHost: shop\r\nbody=", pipelined[0])
 	require.Equal(t, "GET /p2 HTTP/1.1\r\nHost: shop\r\nbody=", pipelined[1])

@@ -63,7 +63,8 @@ struct event {
 	__u32 len;     /* bytes the syscall moved */
 	__u8 tail_len;
 	__u8 flags;    /* EVENT_FLAG_* */
-	__u8 pad[6];
+	__u8 trace_flags; /* W3C flags of the context below */
+	__u8 pad[5];
 	__u64 ts;      /* bpf_ktime_get_ns() */
 	__u64 sock;    /* struct sock address: the connection's identity */
 	__u8 laddr[16];
@@ -521,6 +522,23 @@ static __always_inline void random_id(__u8 *b, int n)
 	b[0] |= 1; /* an all-zero id is invalid */
 }
 
+/* serve_in_process counts a request the process began serving. A count
+ * whose latest request is stale is restarted: requests that never got a
+ * response (reset connections) must not disable the rule for good. */
+static __always_inline void serve_in_process(__u32 tgid, struct trace_ctx *c)
+{
+	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (!ps) {
+		struct process_serving fresh = {.latest = *c, .open = 1};
+		bpf_map_update_elem(&process_serving, &tgid, &fresh, BPF_ANY);
+		return;
+	}
+	if (c->ts - ps->latest.ts > SERVING_MAX_NS)
+		ps->open = 0;
+	ps->latest = *c;
+	__sync_fetch_and_add(&ps->open, 1);
+}
+
 /* serve_request gives the request a read began its server span's context,
  * remembers it as what the thread is serving, and puts it in the event. */
 static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
@@ -537,9 +555,11 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	random_id(c.span_id, 8);
 	c.ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&serving, &pid_tgid, &c, BPF_ANY);
+	serve_in_process(pid_tgid >> 32, &c);
 	__builtin_memcpy(e->trace_id, c.trace_id, 16);
 	__builtin_memcpy(e->span_id, c.span_id, 8);
 	__builtin_memcpy(e->parent_id, c.parent_id, 8);
+	e->trace_flags = c.flags;
 	e->flags |= EVENT_FLAG_CONTEXT;
 }
 
@@ -567,6 +587,20 @@ static __always_inline void write_line(struct plan *p)
 	put_hex(&p->line[66], &p->ctx.flags, 1);
 	p->line[68] = '\r';
 	p->line[69] = '\n';
+}
+
+/* served_by finds the request a call written by thread pid_tgid belongs
+ * to: the one the thread read, else the process's only one. */
+static __always_inline struct trace_ctx *served_by(__u64 pid_tgid, __u64 now)
+{
+	struct trace_ctx *c = bpf_map_lookup_elem(&serving, &pid_tgid);
+	if (c && now - c->ts < SERVING_MAX_NS)
+		return c;
+	__u32 tgid = pid_tgid >> 32;
+	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (ps && ps->open == 1 && now - ps->latest.ts < SERVING_MAX_NS)
+		return &ps->latest;
+	return 0;
 }
 
 /* plan_injection looks at what a write is about to send and, when it begins
@@ -599,9 +633,9 @@ static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, 
 	__builtin_memset(&p->ctx, 0, sizeof(p->ctx));
 	p->state = s.ended ? PLAN_READY : PLAN_FAILED; /* the head goes on beyond what we saw */
 	p->offset = s.headers;
-	struct trace_ctx *serving_ctx = bpf_map_lookup_elem(&serving, &pid_tgid);
 	__u64 now = bpf_ktime_get_ns();
-	if (serving_ctx && now - serving_ctx->ts < SERVING_MAX_NS) {
+	struct trace_ctx *serving_ctx = served_by(pid_tgid, now);
+	if (serving_ctx) {
 		__builtin_memcpy(p->ctx.trace_id, serving_ctx->trace_id, 16);
 		__builtin_memcpy(p->ctx.parent_id, serving_ctx->span_id, 8);
 		p->ctx.flags = serving_ctx->flags;
@@ -625,6 +659,7 @@ static __always_inline void take_plan(__u64 pid_tgid, struct event *e)
 		__builtin_memcpy(e->trace_id, p->ctx.trace_id, 16);
 		__builtin_memcpy(e->span_id, p->ctx.span_id, 8);
 		__builtin_memcpy(e->parent_id, p->ctx.parent_id, 8);
+		e->trace_flags = p->ctx.flags;
 		e->flags |= EVENT_FLAG_INJECTED;
 	} else {
 		e->flags |= EVENT_FLAG_NOT_INJECTED;
@@ -632,11 +667,17 @@ static __always_inline void take_plan(__u64 pid_tgid, struct event *e)
 	bpf_map_delete_elem(&plans, &pid_tgid);
 }
 
-/* A response written ends what the thread was serving. */
+/* A response written ends what the thread was serving, and one of the
+ * process's requests. */
 static __always_inline void end_serving(__u64 pid_tgid, struct event *e)
 {
-	if (e->cap_len >= 5 && at(e, 0) == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/')
-		bpf_map_delete_elem(&serving, &pid_tgid);
+	if (e->cap_len < 5 || at(e, 0) != 'H' || at(e, 1) != 'T' || at(e, 2) != 'T' || at(e, 3) != 'P' || at(e, 4) != '/')
+		return;
+	bpf_map_delete_elem(&serving, &pid_tgid);
+	__u32 tgid = pid_tgid >> 32;
+	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (ps && ps->open > 0)
+		__sync_fetch_and_add(&ps->open, -1);
 }
 
 /* on_connect selects a process that connects to a watched port, before its
@@ -794,6 +835,8 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	if ((__u32)pid_tgid != tgid || !selected(tgid))
 		return 0;
 	set_selected(tgid, false);
+	if (propagate)
+		bpf_map_delete_elem(&process_serving, &tgid);
 	struct event *e = new_event(EVENT_EXIT, pid_tgid, 0);
 	if (e)
 		send(e, COUNTER_LOST_CONTROL);

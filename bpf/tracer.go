@@ -31,9 +31,6 @@ type Counters struct {
 	// LostRequests counts the lost read/write events whose bytes began a
 	// request: requests no span will show.
 	LostRequests uint64
-	// SockhashFull counts connections of selected processes whose requests
-	// cannot carry a traceparent: the sock hash had no room for them.
-	SockhashFull uint64
 }
 
 // Event flags, as EVENT_FLAG_* in tracer.bpf.c.
@@ -296,13 +293,6 @@ func (t *Tracer) Counters() (Counters, error) {
 		for _, v := range perCPU {
 			*dst += v
 		}
-	}
-	if t.prop != nil {
-		n, err := t.prop.sockhashFull()
-		if err != nil {
-			return c, err
-		}
-		c.SockhashFull = n
 	}
 	return c, nil
 }

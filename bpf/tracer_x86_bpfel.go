@@ -22,28 +22,29 @@ type tracerArgs struct {
 }
 
 type tracerEvent struct {
-	_        structs.HostLayout
-	Kind     uint8
-	Family   uint8
-	Lport    uint16
-	Rport    uint16
-	CapLen   uint16
-	Pid      uint32
-	Tid      uint32
-	Fd       uint32
-	Len      uint32
-	TailLen  uint8
-	Flags    uint8
-	Pad      [6]uint8
-	Ts       uint64
-	Sock     uint64
-	Laddr    [16]uint8
-	Raddr    [16]uint8
-	Tail     [16]uint8
-	TraceId  [16]uint8
-	SpanId   [8]uint8
-	ParentId [8]uint8
-	Data     [8192]uint8
+	_          structs.HostLayout
+	Kind       uint8
+	Family     uint8
+	Lport      uint16
+	Rport      uint16
+	CapLen     uint16
+	Pid        uint32
+	Tid        uint32
+	Fd         uint32
+	Len        uint32
+	TailLen    uint8
+	Flags      uint8
+	TraceFlags uint8
+	Pad        [5]uint8
+	Ts         uint64
+	Sock       uint64
+	Laddr      [16]uint8
+	Raddr      [16]uint8
+	Tail       [16]uint8
+	TraceId    [16]uint8
+	SpanId     [8]uint8
+	ParentId   [8]uint8
+	Data       [8192]uint8
 }
 
 type tracerPlan struct {
@@ -52,6 +53,12 @@ type tracerPlan struct {
 	Offset uint32
 	State  uint32
 	Line   [72]int8
+}
+
+type tracerProcessServing struct {
+	_      structs.HostLayout
+	Latest tracerTraceCtx
+	Open   int64
 }
 
 type tracerTraceCtx struct {
@@ -76,6 +83,7 @@ const (
 	tracerMapLossySocks     = "lossy_socks"
 	tracerMapPids           = "pids"
 	tracerMapPlans          = "plans"
+	tracerMapProcessServing = "process_serving"
 	tracerMapScratch        = "scratch"
 	tracerMapScratchPlan    = "scratch_plan"
 	tracerMapServing        = "serving"
@@ -149,17 +157,18 @@ type tracerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerMapSpecs struct {
-	ConnectPorts *ebpf.MapSpec `ebpf:"connect_ports"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	LossyCount   *ebpf.MapSpec `ebpf:"lossy_count"`
-	LossySocks   *ebpf.MapSpec `ebpf:"lossy_socks"`
-	Pids         *ebpf.MapSpec `ebpf:"pids"`
-	Plans        *ebpf.MapSpec `ebpf:"plans"`
-	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
-	ScratchPlan  *ebpf.MapSpec `ebpf:"scratch_plan"`
-	Serving      *ebpf.MapSpec `ebpf:"serving"`
+	ConnectPorts   *ebpf.MapSpec `ebpf:"connect_ports"`
+	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
+	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
+	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
+	Pids           *ebpf.MapSpec `ebpf:"pids"`
+	Plans          *ebpf.MapSpec `ebpf:"plans"`
+	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
+	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchPlan    *ebpf.MapSpec `ebpf:"scratch_plan"`
+	Serving        *ebpf.MapSpec `ebpf:"serving"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -202,17 +211,18 @@ func (o *tracerObjects) Close() error {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerMaps struct {
-	ConnectPorts *ebpf.Map `ebpf:"connect_ports"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Inflight     *ebpf.Map `ebpf:"inflight"`
-	LossyCount   *ebpf.Map `ebpf:"lossy_count"`
-	LossySocks   *ebpf.Map `ebpf:"lossy_socks"`
-	Pids         *ebpf.Map `ebpf:"pids"`
-	Plans        *ebpf.Map `ebpf:"plans"`
-	Scratch      *ebpf.Map `ebpf:"scratch"`
-	ScratchPlan  *ebpf.Map `ebpf:"scratch_plan"`
-	Serving      *ebpf.Map `ebpf:"serving"`
+	ConnectPorts   *ebpf.Map `ebpf:"connect_ports"`
+	Counters       *ebpf.Map `ebpf:"counters"`
+	Events         *ebpf.Map `ebpf:"events"`
+	Inflight       *ebpf.Map `ebpf:"inflight"`
+	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
+	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
+	Pids           *ebpf.Map `ebpf:"pids"`
+	Plans          *ebpf.Map `ebpf:"plans"`
+	ProcessServing *ebpf.Map `ebpf:"process_serving"`
+	Scratch        *ebpf.Map `ebpf:"scratch"`
+	ScratchPlan    *ebpf.Map `ebpf:"scratch_plan"`
+	Serving        *ebpf.Map `ebpf:"serving"`
 }
 
 func (m *tracerMaps) Close() error {
@@ -225,6 +235,7 @@ func (m *tracerMaps) Close() error {
 		m.LossySocks,
 		m.Pids,
 		m.Plans,
+		m.ProcessServing,
 		m.Scratch,
 		m.ScratchPlan,
 		m.Serving,

@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		runServer(os.Getenv("E2E_ADDR"))
 	case "client":
 		runClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"))
+	case "echo":
+		runEcho(os.Getenv("E2E_ADDR"))
+	case "echo-client":
+		runEchoClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"), os.Getenv("E2E_WAIT") != "")
 	default:
 		os.Exit(m.Run())
 	}

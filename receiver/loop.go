@@ -76,6 +76,11 @@ type eventLoop struct {
 	cur       *conn
 	curPid    uint32
 	curTid    uint32
+	kernel    correlate.Kernel // of the current event; Kind tells if set
+	kernelSet events.ContextKind
+	// warnedNotInjected: the log said once that a request could not carry
+	// a traceparent.
+	warnedNotInjected bool
 	lastSweep uint64
 	lastTime  uint64 // of the latest data event
 }
@@ -169,6 +174,7 @@ func (l *eventLoop) data(ev *events.Event) {
 		dir = http1.Outbound
 	}
 	l.cur, l.curPid, l.curTid = c, ev.Pid, ev.Tid
+	l.takeContext(ev)
 	if ev.AfterLoss {
 		l.forgetPending(c, ev.Time)
 	}
@@ -229,17 +235,60 @@ func (l *eventLoop) sweep(now uint64) {
 	}
 }
 
+// takeContext keeps the context the kernel chose for the request the event
+// begins (context propagation), for Started, and counts what became of
+// requests' traceparent.
+func (l *eventLoop) takeContext(ev *events.Event) {
+	l.kernelSet = ev.Context.Kind
+	switch ev.Context.Kind {
+	case events.NoContext:
+		return
+	case events.NotInjected:
+		l.counts.notInjected++
+		l.warnNotInjected(ev.Pid)
+		return
+	case events.Injected:
+		l.counts.injected++
+	}
+	c := &ev.Context
+	l.kernel = correlate.Kernel{TraceID: c.TraceID, SpanID: c.SpanID, ParentID: c.ParentID, Flags: c.Flags}
+}
+
+func (l *eventLoop) warnNotInjected(pid uint32) {
+	if l.warnedNotInjected {
+		return
+	}
+	l.warnedNotInjected = true
+	l.r.logger().Warn("a request could not carry a traceparent header: its connection was opened before "+
+		"the receiver started, or its head is larger than 4 KiB; its span is linked on this node only "+
+		"(receiver_ebpf_propagation_requests{outcome=\"not_injected\"} counts them; this is logged once)",
+		zap.Uint32("pid", pid))
+}
+
+// kernelContext hands the current event's kernel context to the first
+// request of kind that starts in it.
+func (l *eventLoop) kernelContext(kind events.ContextKind) *correlate.Kernel {
+	if l.kernelSet != kind {
+		return nil
+	}
+	l.kernelSet = events.NoContext // a pipelined request after it gets none
+	return &l.kernel
+}
+
 // Started gives a request of the current connection its identity, linked
 // to the other spans of the node (http1.Handler).
 func (l *eventLoop) Started(x *http1.Exchange) {
 	c := l.cur
 	if x.Role == http1.RoleServer {
 		flow := correlate.Flow{Client: c.req.Remote, Server: c.req.Local}
-		x.Tag = l.linker.ServerStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent)
+		x.Tag = l.linker.ServerStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent, l.kernelContext(events.Served))
 		return
 	}
+	if l.r.opts.Propagate && x.Traceparent != "" {
+		l.counts.kept++
+	}
 	flow := correlate.Flow{Client: c.req.Local, Server: c.req.Remote}
-	x.Tag = l.linker.ClientStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent)
+	x.Tag = l.linker.ClientStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent, l.kernelContext(events.Injected))
 }
 
 // Done turns one exchange of the current connection into a span and a

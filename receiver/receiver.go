@@ -39,6 +39,9 @@ type Options struct {
 	PrintSpans bool
 	// PrintTo is where PrintSpans writes; standard output when nil.
 	PrintTo io.Writer
+	// Propagate puts a traceparent header into the HTTP/1.x requests
+	// selected processes send.
+	Propagate bool
 }
 
 // maxSeries bounds the metric series kept for all processes together.
@@ -104,9 +107,13 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	if err := kernelcheck.Check(); err != nil {
 		return fmt.Errorf("the ebpf receiver cannot run here: %w", err)
 	}
-	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize})
+	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize, Propagate: r.opts.Propagate})
 	if err != nil {
 		return fmt.Errorf("ebpf receiver: %w", err)
+	}
+	if tracer.PropagationErr != nil {
+		r.logger().Warn("context_propagation: headers is not possible here; spans are linked on this node without it",
+			zap.Error(tracer.PropagationErr))
 	}
 	reader, err := events.NewReader(tracer.Events())
 	if err != nil {

@@ -22,6 +22,10 @@ var (
 	outcomeRefused = attr("outcome", "refused")
 	outcomeDropped = attr("outcome", "dropped")
 
+	outcomeInjected    = attr("outcome", "injected")
+	outcomeKept        = attr("outcome", "kept")
+	outcomeNotInjected = attr("outcome", "not_injected")
+
 	reasonNotHTTP        = attr("reason", "not_http")
 	reasonPending        = attr("reason", "pending_overflow")
 	reasonHeadTooLarge   = attr("reason", "head_too_large")
@@ -41,6 +45,8 @@ type loopCounts struct {
 	events   int64
 	requests int64
 	parse    http1.Stats
+	// What became of the traceparent of requests, with propagation on.
+	injected, kept, notInjected int64
 }
 
 func (r *Receiver) publish(ctx context.Context, c *loopCounts) {
@@ -60,6 +66,14 @@ func (r *Receiver) publish(ctx context.Context, c *loopCounts) {
 	} {
 		if f.n > 0 {
 			tb.ReceiverEbpfParseFailures.Add(ctx, int64(f.n), f.opt)
+		}
+	}
+	for _, f := range []struct {
+		n   int64
+		opt metric.MeasurementOption
+	}{{c.injected, outcomeInjected}, {c.kept, outcomeKept}, {c.notInjected, outcomeNotInjected}} {
+		if f.n > 0 {
+			tb.ReceiverEbpfPropagationRequests.Add(ctx, f.n, f.opt)
 		}
 	}
 	*c = loopCounts{}

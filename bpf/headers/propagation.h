@@ -47,6 +47,22 @@ struct {
 	__type(value, struct trace_ctx);
 } serving SEC(".maps");
 
+/* What a process serves: how many requests (read, not yet answered) and the
+ * latest one's context. A call written by a thread that serves nothing
+ * (Go writes requests from a goroutine of the HTTP client) belongs to the
+ * process's request when it serves only one. */
+struct process_serving {
+	struct trace_ctx latest;
+	__s64 open;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct process_serving);
+} process_serving SEC(".maps");
+
 /* Writes about to carry a traceparent: pid_tgid -> plan, from sys_enter to
  * sys_exit. */
 struct {

@@ -9,6 +9,11 @@
 //     forwards), else the one read on the same thread, else the only one.
 //   - A request carrying a W3C traceparent joins that trace when nothing
 //     on this node is a better parent.
+//   - With context propagation, the kernel chose the ids of the requests
+//     it saw begin (Kernel): a server span takes its span id, and its trace
+//     when nothing on this node is a parent; a client span whose ids went
+//     out in a traceparent header takes them all, parent included, since
+//     the next hop already continues them.
 //
 // Identities are given when a request starts, so children can point at
 // their parents; trace ids are settled lazily, when a span is built,
@@ -18,6 +23,8 @@ package correlate // import "github.com/otelcol-ebpf/ebpfreceiver/internal/corre
 
 import (
 	"net/netip"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
@@ -32,6 +39,17 @@ type Span struct {
 	flow           Flow // client->server, for a server span still looking for its client
 	method, target string
 	traceparent    string
+	kernelTrace    pcommon.TraceID // the trace the kernel chose, used when nothing else links s
+	kernelFlags    byte
+}
+
+// Kernel is the context the kernel chose for a request (context
+// propagation on); nil when it chose none.
+type Kernel struct {
+	TraceID  pcommon.TraceID
+	SpanID   pcommon.SpanID
+	ParentID pcommon.SpanID // a server's caller from its traceparent; a client's served request
+	Flags    byte
 }
 
 // Flow is one direction of a TCP connection: from the client to the server.
@@ -66,9 +84,12 @@ func New() *Linker {
 
 // ServerStarted gives an identity to a request process pid read (on thread
 // tid) on flow, and makes it a candidate parent of the process's calls.
-func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
+func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string, k *Kernel) *Span {
 	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow,
 		method: method, target: target, traceparent: traceparent}
+	if k != nil {
+		s.SpanID, s.kernelTrace, s.kernelFlags = k.SpanID, k.TraceID, k.Flags
+	}
 	s.parent = l.takeWaiting(s)
 	list := l.inflight[pid]
 	if len(list) < maxInflight {
@@ -79,10 +100,17 @@ func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, trace
 
 // ClientStarted gives an identity to a request process pid wrote (on thread
 // tid) on flow, finds its parent among the requests the process serves, and
-// leaves it for the server at the other end, if that one is watched.
-func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string) *Span {
+// leaves it for the server at the other end, if that one is watched. sent
+// is the context the request carried out in a traceparent the kernel put
+// in, if it did.
+func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string, sent *Kernel) *Span {
 	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, method: method, target: target, traceparent: traceparent}
 	s.parent = l.servingParent(pid, tid, method, target, traceparent)
+	if sent != nil {
+		// The next hop continues these ids: they are settled.
+		s.Identity = spans.Identity{TraceID: sent.TraceID, SpanID: sent.SpanID, ParentID: sent.ParentID, Flags: sent.Flags}
+		s.parent, s.resolved = nil, true
+	}
 	w := l.waiting[flow]
 	if len(w) >= maxWaitingPerFlow {
 		w = w[1:] // the oldest was never read by a watched server
@@ -205,6 +233,11 @@ func (l *Linker) Resolve(s *Span) {
 	}
 	if c, ok := spans.ParseTraceparent(s.traceparent); ok {
 		s.TraceID, s.ParentID, s.Flags = c.TraceID, c.SpanID, c.Flags
+		return
+	}
+	if !s.kernelTrace.IsEmpty() {
+		// Calls this request made already went out in this trace.
+		s.TraceID, s.Flags = s.kernelTrace, s.kernelFlags
 		return
 	}
 	s.TraceID, s.Flags = spans.NewTraceID(), 1

@@ -6,6 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
 
 func flow(client, server string) Flow {
@@ -20,10 +23,10 @@ func TestProxyChain(t *testing.T) {
 	in := flow("127.0.0.1:40000", "127.0.0.1:9000")  // client -> proxy
 	out := flow("127.0.0.1:40001", "127.0.0.1:8080") // proxy -> backend
 
-	client := l.ClientStarted(1, 11, in, "GET", "/a", "")
-	proxyIn := l.ServerStarted(2, 21, in, "GET", "/a", "")
-	proxyOut := l.ClientStarted(2, 21, out, "GET", "/a", "")
-	backend := l.ServerStarted(3, 31, out, "GET", "/a", "")
+	client := l.ClientStarted(1, 11, in, "GET", "/a", "", nil)
+	proxyIn := l.ServerStarted(2, 21, in, "GET", "/a", "", nil)
+	proxyOut := l.ClientStarted(2, 21, out, "GET", "/a", "", nil)
+	backend := l.ServerStarted(3, 31, out, "GET", "/a", "", nil)
 
 	for _, s := range []*Span{backend, proxyOut, proxyIn, client} { // built in the order responses end
 		l.Resolve(s)
@@ -42,9 +45,9 @@ func TestProxyChain(t *testing.T) {
 func TestLateClientWrite(t *testing.T) {
 	l := New()
 	f := flow("127.0.0.1:40000", "127.0.0.1:8080")
-	server := l.ServerStarted(3, 31, f, "GET", "/a", "")
+	server := l.ServerStarted(3, 31, f, "GET", "/a", "", nil)
 	assert.True(t, l.Unlinked(server))
-	client := l.ClientStarted(1, 11, f, "GET", "/a", "")
+	client := l.ClientStarted(1, 11, f, "GET", "/a", "", nil)
 	assert.False(t, l.Unlinked(server), "found once the write is reported")
 	l.Resolve(server)
 	l.Resolve(client)
@@ -57,11 +60,11 @@ func TestLateClientWrite(t *testing.T) {
 func TestStaleClientWriteIsSkipped(t *testing.T) {
 	l := New()
 	f := flow("127.0.0.1:40000", "127.0.0.1:8080")
-	early := l.ServerStarted(3, 31, f, "GET", "/1", "")
+	early := l.ServerStarted(3, 31, f, "GET", "/1", "", nil)
 	l.Resolve(early) // done before its client's write showed up: a root
-	late := l.ClientStarted(1, 11, f, "GET", "/1", "")
-	next := l.ClientStarted(1, 11, f, "GET", "/2", "")
-	server2 := l.ServerStarted(3, 31, f, "GET", "/2", "")
+	late := l.ClientStarted(1, 11, f, "GET", "/1", "", nil)
+	next := l.ClientStarted(1, 11, f, "GET", "/2", "", nil)
+	server2 := l.ServerStarted(3, 31, f, "GET", "/2", "", nil)
 	l.Resolve(late)
 	l.Resolve(next)
 	l.Resolve(server2)
@@ -72,7 +75,7 @@ func TestStaleClientWriteIsSkipped(t *testing.T) {
 
 func TestTraceparent(t *testing.T) {
 	l := New()
-	s := l.ServerStarted(3, 31, flow("10.0.0.1:1", "10.0.0.2:80"), "GET", "/", tp)
+	s := l.ServerStarted(3, 31, flow("10.0.0.1:1", "10.0.0.2:80"), "GET", "/", tp, nil)
 	l.Resolve(s)
 	assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", s.TraceID.String())
 	assert.Equal(t, "00f067aa0ba902b7", s.ParentID.String())
@@ -80,8 +83,8 @@ func TestTraceparent(t *testing.T) {
 
 	// A watched client on this node is a better parent than the header.
 	f := flow("127.0.0.1:5000", "127.0.0.1:80")
-	c := l.ClientStarted(1, 11, f, "GET", "/", tp)
-	s2 := l.ServerStarted(2, 21, f, "GET", "/", tp)
+	c := l.ClientStarted(1, 11, f, "GET", "/", tp, nil)
+	s2 := l.ServerStarted(2, 21, f, "GET", "/", tp, nil)
 	l.Resolve(s2)
 	assert.Equal(t, c.SpanID, s2.ParentID)
 	assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", c.TraceID.String(), "the client itself joins the header's trace")
@@ -91,10 +94,10 @@ func TestTraceparent(t *testing.T) {
 // the thread, or the only request in flight, decides.
 func TestCallWhileServing(t *testing.T) {
 	l := New()
-	a := l.ServerStarted(5, 50, flow("127.0.0.1:1", "127.0.0.1:80"), "GET", "/front/1", "")
-	b := l.ServerStarted(5, 51, flow("127.0.0.1:2", "127.0.0.1:80"), "GET", "/front/2", "")
-	callB := l.ClientStarted(5, 51, flow("127.0.0.1:3", "127.0.0.1:81"), "GET", "/back/2", "")
-	callA := l.ClientStarted(5, 50, flow("127.0.0.1:4", "127.0.0.1:81"), "GET", "/back/1", "")
+	a := l.ServerStarted(5, 50, flow("127.0.0.1:1", "127.0.0.1:80"), "GET", "/front/1", "", nil)
+	b := l.ServerStarted(5, 51, flow("127.0.0.1:2", "127.0.0.1:80"), "GET", "/front/2", "", nil)
+	callB := l.ClientStarted(5, 51, flow("127.0.0.1:3", "127.0.0.1:81"), "GET", "/back/2", "", nil)
+	callA := l.ClientStarted(5, 50, flow("127.0.0.1:4", "127.0.0.1:81"), "GET", "/back/1", "", nil)
 	for _, s := range []*Span{callA, callB, a, b} {
 		l.Resolve(s)
 	}
@@ -102,7 +105,7 @@ func TestCallWhileServing(t *testing.T) {
 	assert.Equal(t, b.SpanID, callB.ParentID, "same thread")
 
 	l.ServerDone(5, b)
-	lone := l.ClientStarted(5, 99, flow("127.0.0.1:6", "127.0.0.1:81"), "GET", "/back/x", "")
+	lone := l.ClientStarted(5, 99, flow("127.0.0.1:6", "127.0.0.1:81"), "GET", "/back/x", "", nil)
 	l.Resolve(lone)
 	assert.Equal(t, a.SpanID, lone.ParentID, "the only request in flight")
 }
@@ -111,7 +114,7 @@ func TestBounded(t *testing.T) {
 	l := New()
 	f := flow("127.0.0.1:1", "127.0.0.1:80")
 	for i := 0; i < 100; i++ {
-		l.ClientStarted(1, 1, f, "GET", "/", "") // nobody watched reads them
+		l.ClientStarted(1, 1, f, "GET", "/", "", nil) // nobody watched reads them
 	}
 	waiting, _ := l.Size()
 	assert.Equal(t, maxWaitingPerFlow, waiting)
@@ -120,7 +123,7 @@ func TestBounded(t *testing.T) {
 	require.Zero(t, waiting)
 	require.Zero(t, inflight)
 
-	s := l.ServerStarted(2, 2, f, "GET", "/", "")
+	s := l.ServerStarted(2, 2, f, "GET", "/", "", nil)
 	_, inflight = l.Size()
 	assert.Equal(t, 1, inflight)
 	l.ProcessExited(2)
@@ -128,4 +131,29 @@ func TestBounded(t *testing.T) {
 	assert.Zero(t, inflight)
 	l.Resolve(s)
 	assert.False(t, s.TraceID.IsEmpty())
+}
+
+// With propagation, what the kernel put on the wire wins: the client span
+// carries exactly the ids the next hop received, and the server span the
+// kernel's span id, in the kernel's trace when nothing else links it.
+func TestKernelContexts(t *testing.T) {
+	l := New()
+	served := &Kernel{TraceID: pcommon.TraceID{1, 2, 3}, SpanID: pcommon.SpanID{4, 5}, Flags: 1}
+	front := l.ServerStarted(7, 70, flow("10.0.0.9:1", "10.0.0.2:80"), "GET", "/front", "", served)
+	sent := &Kernel{TraceID: served.TraceID, SpanID: pcommon.SpanID{6, 7}, ParentID: served.SpanID, Flags: 1}
+	call := l.ClientStarted(7, 70, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", sent)
+	l.Resolve(call)
+	l.Resolve(front)
+	assert.Equal(t, served.SpanID, front.SpanID)
+	assert.Equal(t, served.TraceID, front.TraceID, "nothing on this node is its parent")
+	assert.True(t, front.ParentID.IsEmpty())
+	assert.Equal(t, spans.Identity{TraceID: sent.TraceID, SpanID: sent.SpanID, ParentID: served.SpanID, Flags: 1}, call.Identity)
+
+	// A watched server on this node at the other end still becomes the
+	// injected span's child, in its trace.
+	back := l.ServerStarted(8, 80, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", &Kernel{TraceID: sent.TraceID, SpanID: pcommon.SpanID{9}, ParentID: sent.SpanID, Flags: 1})
+	l.Resolve(back)
+	assert.Equal(t, sent.SpanID, back.ParentID)
+	assert.Equal(t, sent.TraceID, back.TraceID)
+	assert.Equal(t, pcommon.SpanID{9}, back.SpanID)
 }

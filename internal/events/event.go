@@ -69,6 +69,7 @@ const (
 // Context is a span's trace context as the kernel chose it.
 type Context struct {
 	Kind     ContextKind
+	Flags    byte // W3C trace flags
 	TraceID  [16]byte
 	SpanID   [8]byte
 	ParentID [8]byte
@@ -119,6 +120,7 @@ func decodeContext(raw []byte, c *Context) {
 		c.Kind = NoContext
 		return
 	}
+	c.Flags = raw[26]
 	c.TraceID = [16]byte(raw[96:112])
 	c.SpanID = [8]byte(raw[112:120])
 	c.ParentID = [8]byte(raw[120:128])

@@ -91,6 +91,7 @@ func TestDecodeContext(t *testing.T) {
 	for i := 96; i < 128; i++ {
 		raw[i] = byte(i)
 	}
+	raw[26] = 1 // sampled
 	var e Event
 	require.NoError(t, Decode(raw, &e))
 	assert.Equal(t, NoContext, e.Context.Kind)
@@ -104,6 +105,7 @@ func TestDecodeContext(t *testing.T) {
 		if kind == NotInjected {
 			continue
 		}
+		assert.Equal(t, byte(1), e.Context.Flags)
 		assert.Equal(t, byte(96), e.Context.TraceID[0])
 		assert.Equal(t, byte(111), e.Context.TraceID[15])
 		assert.Equal(t, [8]byte{112, 113, 114, 115, 116, 117, 118, 119}, e.Context.SpanID)

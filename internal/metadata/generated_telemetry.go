@@ -25,20 +25,21 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                     metric.Meter
-	mu                        sync.Mutex
-	registrations             []metric.Registration
-	ReceiverEbpfConnections   metric.Int64ObservableGauge
-	ReceiverEbpfDatapoints    metric.Int64Counter
-	ReceiverEbpfEventsLost    metric.Int64ObservableCounter
-	ReceiverEbpfEventsRead    metric.Int64Counter
-	ReceiverEbpfMapCapacity   metric.Int64ObservableGauge
-	ReceiverEbpfMapEntries    metric.Int64ObservableGauge
-	ReceiverEbpfParseFailures metric.Int64Counter
-	ReceiverEbpfProcesses     metric.Int64ObservableGauge
-	ReceiverEbpfRequests      metric.Int64Counter
-	ReceiverEbpfRequestsLost  metric.Int64ObservableCounter
-	ReceiverEbpfSpans         metric.Int64Counter
+	meter                           metric.Meter
+	mu                              sync.Mutex
+	registrations                   []metric.Registration
+	ReceiverEbpfConnections         metric.Int64ObservableGauge
+	ReceiverEbpfDatapoints          metric.Int64Counter
+	ReceiverEbpfEventsLost          metric.Int64ObservableCounter
+	ReceiverEbpfEventsRead          metric.Int64Counter
+	ReceiverEbpfMapCapacity         metric.Int64ObservableGauge
+	ReceiverEbpfMapEntries          metric.Int64ObservableGauge
+	ReceiverEbpfParseFailures       metric.Int64Counter
+	ReceiverEbpfProcesses           metric.Int64ObservableGauge
+	ReceiverEbpfPropagationRequests metric.Int64Counter
+	ReceiverEbpfRequests            metric.Int64Counter
+	ReceiverEbpfRequestsLost        metric.Int64ObservableCounter
+	ReceiverEbpfSpans               metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -216,6 +217,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_ebpf_processes",
 		metric.WithDescription("Processes being watched. [Development]"),
 		metric.WithUnit("{process}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfPropagationRequests, err = builder.meter.Int64Counter(
+		"otelcol_receiver_ebpf_propagation_requests",
+		metric.WithDescription("With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added because the connection was opened before the receiver started or its head exceeds 4 KiB). [Development]"),
+		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfRequests, err = builder.meter.Int64Counter(

@@ -47,6 +47,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverEbpfDatapoints.Add(context.Background(), 1)
 	tb.ReceiverEbpfEventsRead.Add(context.Background(), 1)
 	tb.ReceiverEbpfParseFailures.Add(context.Background(), 1)
+	tb.ReceiverEbpfPropagationRequests.Add(context.Background(), 1)
 	tb.ReceiverEbpfRequests.Add(context.Background(), 1)
 	tb.ReceiverEbpfSpans.Add(context.Background(), 1)
 	AssertEqualReceiverEbpfConnections(t, testTel,
@@ -71,6 +72,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverEbpfProcesses(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverEbpfPropagationRequests(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverEbpfRequests(t, testTel,

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// runEcho answers every request with what the next hop would see of its
+// context: the traceparent header it received and its body's length.
+func runEcho(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY", ln.Addr().String())
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "tp=%s len=%d declared=%d", r.Header.Get("traceparent"), n, r.ContentLength)
+	}))
+}
+
+// ownTraceparent is what an SDK-instrumented client would send.
+const ownTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+// runEchoClient sends n requests to url ("{i}" is the request's number)
+// over `concurrency` keep-alive connections, odd ones as POSTs with an
+// i-byte body, then one more that carries its own traceparent, and prints
+// "ECHO <i> <answer>" for each ("own" for the last). With wait, it opens its
+// connection with request 0, says CONNECTED and waits for a line on stdin
+// before the rest.
+func runEchoClient(url string, n, concurrency int, wait bool) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
+	send := func(i int, header string) string {
+		u := strings.ReplaceAll(url, "{i}", strconv.Itoa(i))
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if i%2 == 1 {
+			req, _ = http.NewRequest(http.MethodPost, u, bytes.NewReader(make([]byte, i)))
+		}
+		if header != "" {
+			req.Header.Set("traceparent", header)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	first := 0
+	if wait {
+		say("ECHO 0 %s", send(0, ""))
+		say("CONNECTED")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		first = 1
+	}
+	work := make(chan int, n)
+	for i := first; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				say("ECHO %d %s", i, send(i, ""))
+			}
+		}()
+	}
+	wg.Wait()
+	say("ECHO own %s", send(n, ownTraceparent))
+	say("DONE")
+	os.Exit(0)
+}

@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-ebpf/ebpfreceiver"
+)
+
+// otherHost is a network namespace joined to this one by a veth pair: a
+// second host on the same machine, reached at addr.
+type otherHost struct {
+	ns, addr string
+}
+
+func newOtherHost(t *testing.T) otherHost {
+	t.Helper()
+	requireRoot(t)
+	id := os.Getpid() % 10000
+	ns, here, there := fmt.Sprintf("oe2e-%d", id), fmt.Sprintf("oe2ea%d", id), fmt.Sprintf("oe2eb%d", id)
+	subnet := fmt.Sprintf("10.231.%d", id%250)
+	ip := func(args ...string) {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "delete", here).Run()
+		exec.Command("ip", "netns", "delete", ns).Run()
+	})
+	ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
+	ip("addr", "add", subnet+".1/30", "dev", here)
+	ip("link", "set", here, "up")
+	ip("-n", ns, "addr", "add", subnet+".2/30", "dev", there)
+	ip("-n", ns, "link", "set", there, "up")
+	ip("-n", ns, "link", "set", "lo", "up")
+	return otherHost{ns: ns, addr: subnet + ".2"}
+}
+
+// startEcho runs the echo peer on the other host.
+func (o otherHost) startEcho(t *testing.T) *peer {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", o.ns, os.Args[0]) // ip execs it: the pid stays
+	cmd.Env = append(os.Environ(), "E2E_ROLE=echo", "E2E_ADDR="+o.addr+":0")
+	p := startPeer(t, cmd)
+	line := p.readLine(t)
+	require.True(t, strings.HasPrefix(line, "READY "), "echo said %q", line)
+	p.addr = strings.TrimPrefix(line, "READY ")
+	return p
+}
+
+// echo is what the echo peer answered to one request.
+type echo struct {
+	traceparent      string
+	length, declared int
+}
+
+func parseEcho(t *testing.T, s string) echo {
+	var e echo
+	for _, f := range strings.Fields(s) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "tp":
+			e.traceparent = v
+		case "len":
+			e.length, _ = strconv.Atoi(v)
+		case "declared":
+			e.declared, _ = strconv.Atoi(v)
+		}
+	}
+	require.NotContains(t, s, "error", "request failed")
+	return e
+}
+
+// startEchoClient starts the echo client; with wait it stops after its
+// first request until go() is called.
+func startEchoClient(t *testing.T, url string, n, concurrency int, wait bool) (p *peer, resume func() map[string]echo) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=echo-client", "E2E_URL="+url,
+		"E2E_REQUESTS="+strconv.Itoa(n), "E2E_CONCURRENCY="+strconv.Itoa(concurrency))
+	var stdin io.WriteCloser
+	if wait {
+		cmd.Env = append(cmd.Env, "E2E_WAIT=1")
+		var err error
+		stdin, err = cmd.StdinPipe()
+		require.NoError(t, err)
+	}
+	p = startPeer(t, cmd)
+	answers := map[string]echo{}
+	read := func(until string) {
+		for {
+			line := p.readLine(t)
+			if line == until {
+				return
+			}
+			f := strings.SplitN(line, " ", 3)
+			require.True(t, len(f) == 3 && f[0] == "ECHO", "client said %q", line)
+			answers[f[1]] = parseEcho(t, f[2])
+		}
+	}
+	if wait {
+		read("CONNECTED")
+	}
+	return p, func() map[string]echo {
+		if stdin != nil {
+			fmt.Fprintln(stdin)
+		}
+		read("DONE")
+		return answers
+	}
+}
+
+// spanContext is the traceparent a span's context makes.
+func spanContext(s span) string {
+	return fmt.Sprintf("00-%s-%s-%02x", s.TraceID(), s.SpanID(), s.Flags())
+}
+
+// byLastSegment indexes spans by the last segment of their path.
+func byLastSegment(spans []span) map[string]span {
+	out := map[string]span{}
+	for _, s := range spans {
+		p := s.str("url.path")
+		if p == "" {
+			p = pathOfURL(s.str("url.full"))
+		}
+		out[p[strings.LastIndexByte(p, '/')+1:]] = s
+	}
+	return out
+}
+
+// A client on this host calls a server on another host: each request
+// reaches it with a traceparent equal to the client span's context, bodies
+// intact; a request with its own traceparent keeps it. The server, watched
+// too, continues the client's trace as its child.
+func TestPropagationAcrossHosts(t *testing.T) {
+	host := newOtherHost(t)
+	srv := host.startEcho(t)
+	port := srv.addr[strings.LastIndexByte(srv.addr, ':')+1:]
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.ContextPropagation = "headers"
+		c.Discovery.Pids = []int{srv.pid()}
+		c.Discovery.OpenPorts = port // selects the client at connect()
+	})
+	h.waitInstrumented(t, srv.pid())
+
+	const n = 60
+	client, done := startEchoClient(t, "http://"+srv.addr+"/tp/{i}", n, 4, false)
+	answers := done()
+	clientSpans := byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n+1))
+	serverSpans := byLastSegment(h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, n+1))
+	for i := 0; i < n; i++ {
+		key := strconv.Itoa(i)
+		got, c, s := answers[key], clientSpans[key], serverSpans[key]
+		require.Equal(t, spanContext(c), got.traceparent, "request %d: the header is the client span's context", i)
+		if i%2 == 1 {
+			require.Equal(t, echo{got.traceparent, i, i}, got, "request %d: the body is intact", i)
+		}
+		require.Equal(t, c.TraceID(), s.TraceID(), "request %d", i)
+		require.Equal(t, c.SpanID(), s.ParentSpanID(), "request %d", i)
+		require.True(t, c.ParentSpanID().IsEmpty(), "request %d: the client serves nothing", i)
+	}
+	own := answers["own"]
+	require.Equal(t, ownTraceparent, own.traceparent, "a request's own traceparent is left as it is")
+	ownSpan := clientSpans[strconv.Itoa(n)]
+	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", ownSpan.TraceID().String())
+	require.Equal(t, "b7ad6b7169203331", ownSpan.ParentSpanID().String())
+
+	require.Eventually(t, func() bool {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected") == n
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, int64(1), h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "kept"))
+	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "not_injected"))
+	assert.Empty(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All())
+}
+
+// A Go service on this host that calls the other host while serving: the
+// call carries the service's trace, as the child of its server span.
+// Sequential requests must all be right; with concurrent clients the
+// header still always equals the client span's context, and how often the
+// parent is right is measured.
+func TestPropagationFromAServiceCall(t *testing.T) {
+	host := newOtherHost(t)
+	srv := host.startEcho(t)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+srv.addr)
+	relay := startPeer(t, cmd)
+	line := relay.readLine(t)
+	require.True(t, strings.HasPrefix(line, "READY "), "relay said %q", line)
+	relayAddr := strings.TrimPrefix(line, "READY ")
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.ContextPropagation = "headers"
+		c.Discovery.Pids = []int{srv.pid(), relay.pid()}
+	})
+	h.waitInstrumented(t, srv.pid())
+	h.waitInstrumented(t, relay.pid())
+
+	total := 0
+	for _, load := range []struct {
+		clients, requests int
+	}{{1, 50}, {8, 200}} {
+		h.traces.Reset()
+		_, done := startEchoClient(t, "http://"+relayAddr+"/front/{i}", load.requests, load.clients, false)
+		answers := done()
+		total += load.requests + 1
+		calls := byLastSegment(h.waitSpans(t, relay.pid(), ptrace.SpanKindClient, load.requests+1))
+		served := byLastSegment(h.waitSpans(t, relay.pid(), ptrace.SpanKindServer, load.requests+1))
+		remote := byLastSegment(h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, load.requests+1))
+		linked := 0
+		for i := 0; i < load.requests; i++ {
+			key := strconv.Itoa(i)
+			call := calls[key]
+			require.Equal(t, spanContext(call), answers[key].traceparent, "request %d: the header is the call's context", i)
+			require.Equal(t, call.SpanID(), remote[key].ParentSpanID(), "request %d", i)
+			if call.TraceID() == served[key].TraceID() && call.ParentSpanID() == served[key].SpanID() {
+				linked++
+			}
+		}
+		t.Logf("PROPAGATION go-service-calls-other-host %d clients: %d requests, %d calls the child of their request (%.1f%%)",
+			load.clients, load.requests, linked, 100*float64(linked)/float64(load.requests))
+		if load.clients == 1 {
+			require.Equal(t, load.requests, linked, "sequential calls are all the child of their request")
+		}
+	}
+	require.Eventually(t, func() bool {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected") == int64(total)
+	}, 5*time.Second, 20*time.Millisecond, "every call got a header: %d",
+		h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected"))
+}
+
+// A connection opened before the receiver started cannot get the sk_msg
+// program: its requests go out unchanged, their spans are still emitted,
+// and the log says so once.
+func TestPropagationFallsBackOnOldConnections(t *testing.T) {
+	host := newOtherHost(t)
+	srv := host.startEcho(t)
+	const n = 10
+	client, resume := startEchoClient(t, "http://"+srv.addr+"/old/{i}", n, 1, true)
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.ContextPropagation = "headers"
+		c.Discovery.Pids = []int{srv.pid(), client.pid()}
+	})
+	h.waitInstrumented(t, client.pid())
+	answers := resume()
+	clientSpans := byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n)) // 1..n-1 and own
+	serverSpans := byLastSegment(h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, n))
+	for i := 1; i < n; i++ {
+		key := strconv.Itoa(i)
+		require.Empty(t, answers[key].traceparent, "request %d went out unchanged", i)
+		require.Equal(t, clientSpans[key].TraceID(), serverSpans[key].TraceID(), "request %d: still linked on this machine", i)
+	}
+	require.Equal(t, ownTraceparent, answers["own"].traceparent)
+	require.Eventually(t, func() bool {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "not_injected") == n-1
+	}, 5*time.Second, 20*time.Millisecond)
+	require.Len(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All(), 1, "said once")
+}
