@@ -67,6 +67,32 @@ int track_clients(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+#define PAGE 4096
+
+/* pull_head makes the first `end` bytes of the message one linear piece
+ * and returns where byte `off` of it is, or 0. One piece goes out as one
+ * segment: a peer reading the head while the rest is still being sent
+ * could otherwise get the request line without the line inserted after
+ * it. */
+static __always_inline char *pull_head(struct sk_msg_md *msg, __u32 off, __u32 end)
+{
+	__u32 start = 0;
+	if (end > PAGE) { /* a long message: only the new line is made linear */
+		start = off;
+		end = off + TRACEPARENT_LINE_LEN;
+	}
+	if (bpf_msg_pull_data(msg, start, end, 0) != 0)
+		return 0;
+	char *data = msg->data, *data_end = msg->data_end;
+	__u32 at = off - start;
+	if (at > PAGE)
+		return 0;
+	char *line = data + at;
+	if (line + TRACEPARENT_LINE_LEN > data_end)
+		return 0;
+	return line;
+}
+
 /* insert_traceparent carries out the plan of the current write: the line
  * goes right after the request line. The first run of the program in a
  * sendmsg sees the head of the bytes; later runs (large writes) find the
@@ -79,21 +105,17 @@ int insert_traceparent(struct sk_msg_md *msg)
 	if (!p || p->state != PLAN_READY)
 		return SK_PASS;
 	p->state = PLAN_FAILED;
-	__u32 off = p->offset;
-	if (off == 0 || off >= msg->size)
+	__u32 off = p->offset, size = msg->size;
+	if (off == 0 || off >= size)
 		return SK_PASS;
 	if (bpf_msg_push_data(msg, off, TRACEPARENT_LINE_LEN, 0) != 0)
 		return SK_PASS;
-	if (bpf_msg_pull_data(msg, off, off + TRACEPARENT_LINE_LEN, 0) != 0) {
+	char *line = pull_head(msg, off, size + TRACEPARENT_LINE_LEN);
+	if (!line) {
 		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
 		return SK_PASS;
 	}
-	char *data = msg->data, *end = msg->data_end;
-	if (data + TRACEPARENT_LINE_LEN > end) {
-		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
-		return SK_PASS;
-	}
-	__builtin_memcpy(data, p->line, TRACEPARENT_LINE_LEN);
+	__builtin_memcpy(line, p->line, TRACEPARENT_LINE_LEN);
 	p->state = PLAN_DONE;
 	return SK_PASS;
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type propagateForwardKey struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Pad      uint32
+	LineHash uint64
+}
+
 type propagatePlan struct {
 	_      structs.HostLayout
 	Ctx    propagateTraceCtx
@@ -43,6 +50,7 @@ type propagateTraceCtx struct {
 const (
 	propagateMapClients            = "clients"
 	propagateMapConnecting         = "connecting"
+	propagateMapForwardable        = "forwardable"
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
 	propagateMapProcessServing     = "process_serving"
@@ -103,6 +111,7 @@ type propagateProgramSpecs struct {
 type propagateMapSpecs struct {
 	Clients        *ebpf.MapSpec `ebpf:"clients"`
 	Connecting     *ebpf.MapSpec `ebpf:"connecting"`
+	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
 	Pids           *ebpf.MapSpec `ebpf:"pids"`
 	Plans          *ebpf.MapSpec `ebpf:"plans"`
 	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
@@ -137,6 +146,7 @@ func (o *propagateObjects) Close() error {
 type propagateMaps struct {
 	Clients        *ebpf.Map `ebpf:"clients"`
 	Connecting     *ebpf.Map `ebpf:"connecting"`
+	Forwardable    *ebpf.Map `ebpf:"forwardable"`
 	Pids           *ebpf.Map `ebpf:"pids"`
 	Plans          *ebpf.Map `ebpf:"plans"`
 	ProcessServing *ebpf.Map `ebpf:"process_serving"`
@@ -147,6 +157,7 @@ func (m *propagateMaps) Close() error {
 	return _PropagateClose(
 		m.Clients,
 		m.Connecting,
+		m.Forwardable,
 		m.Pids,
 		m.Plans,
 		m.ProcessServing,

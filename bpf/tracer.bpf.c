@@ -388,9 +388,14 @@ struct head_scan {
 	__u32 line;        /* where the current line starts */
 	__u32 headers;     /* where the first header starts; 0: no request line */
 	__u32 traceparent; /* where the traceparent line starts; 0: none */
+	__u64 line_hash;   /* FNV-1a of the request line after the method */
+	bool in_target;    /* the first line's first space was seen */
 	bool ended;        /* the empty line that ends the head was seen */
 	bool bad;          /* the first line is not a request line */
 };
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
 
 static __always_inline __u8 at(struct event *e, __u32 i)
 {
@@ -435,7 +440,14 @@ static long scan_step(__u64 index, void *arg)
 	if (i >= s->n)
 		return 1;
 	struct event *e = s->e;
-	if (at(e, i) != '\n')
+	__u8 c = at(e, i);
+	if (s->headers == 0) { /* still in the request line */
+		if (s->in_target)
+			s->line_hash = (s->line_hash ^ c) * FNV_PRIME;
+		else if (c == ' ')
+			s->in_target = true;
+	}
+	if (c != '\n')
 		return 0;
 	__u32 start = s->line;
 	s->line = i + 1;
@@ -462,6 +474,7 @@ static long scan_step(__u64 index, void *arg)
 static __always_inline bool scan_head(struct event *e, struct head_scan *s)
 {
 	s->e = e;
+	s->line_hash = FNV_OFFSET;
 	s->n = e->cap_len < CAPTURE_MAX ? e->cap_len : CAPTURE_MAX;
 	bpf_loop(CAPTURE_MAX, scan_step, s, 0);
 	return !s->bad && s->headers != 0;
@@ -556,6 +569,8 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	c.ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&serving, &pid_tgid, &c, BPF_ANY);
 	serve_in_process(pid_tgid >> 32, &c);
+	struct forward_key fk = {.tgid = pid_tgid >> 32, .line_hash = s.line_hash};
+	bpf_map_update_elem(&forwardable, &fk, &c, BPF_ANY);
 	__builtin_memcpy(e->trace_id, c.trace_id, 16);
 	__builtin_memcpy(e->span_id, c.span_id, 8);
 	__builtin_memcpy(e->parent_id, c.parent_id, 8);
@@ -589,18 +604,47 @@ static __always_inline void write_line(struct plan *p)
 	p->line[69] = '\n';
 }
 
-/* served_by finds the request a call written by thread pid_tgid belongs
- * to: the one the thread read, else the process's only one. */
-static __always_inline struct trace_ctx *served_by(__u64 pid_tgid, __u64 now)
+/* A response written ends what the thread was serving, and one of the
+ * process's requests. */
+static __always_inline void end_serving(__u64 pid_tgid, struct event *e)
 {
-	struct trace_ctx *c = bpf_map_lookup_elem(&serving, &pid_tgid);
-	if (c && now - c->ts < SERVING_MAX_NS)
-		return c;
+	if (e->cap_len < 5 || at(e, 0) != 'H' || at(e, 1) != 'T' || at(e, 2) != 'T' || at(e, 3) != 'P' || at(e, 4) != '/')
+		return;
+	bpf_map_delete_elem(&serving, &pid_tgid);
 	__u32 tgid = pid_tgid >> 32;
 	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
-	if (ps && ps->open == 1 && now - ps->latest.ts < SERVING_MAX_NS)
-		return &ps->latest;
-	return 0;
+	if (ps && ps->open > 0)
+		__sync_fetch_and_add(&ps->open, -1);
+}
+
+/* served_by finds the request a call written by thread pid_tgid belongs
+ * to: the one the process read with the same request line (a proxy
+ * forwarding it), else the process's only one, else the one the thread
+ * read last. The process rule goes before the thread's because a thread's
+ * entry can be stale: Go may read a request on one thread and answer it
+ * from another. A forwarded match is copied to *found and forgotten:
+ * each request is forwarded once. */
+static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now, struct trace_ctx *found)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct forward_key fk = {.tgid = tgid, .line_hash = line_hash};
+	struct trace_ctx *c = bpf_map_lookup_elem(&forwardable, &fk);
+	if (c && now - c->ts < SERVING_MAX_NS) {
+		*found = *c;
+		bpf_map_delete_elem(&forwardable, &fk);
+		return true;
+	}
+	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (ps && ps->open == 1 && now - ps->latest.ts < SERVING_MAX_NS) {
+		*found = ps->latest;
+		return true;
+	}
+	c = bpf_map_lookup_elem(&serving, &pid_tgid);
+	if (c && now - c->ts < SERVING_MAX_NS) {
+		*found = *c;
+		return true;
+	}
+	return false;
 }
 
 /* plan_injection looks at what a write is about to send and, when it begins
@@ -625,7 +669,13 @@ static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, 
 		capture_iov(e, (__u64)msg.msg_iov, msg.msg_iovlen, CAPTURE_MAX);
 	}
 	struct head_scan s = {};
-	if (!scan_head(e, &s) || s.traceparent)
+	if (!scan_head(e, &s)) {
+		/* At sys_enter, not exit: on loopback the peer may read the
+		 * response and send its next request before this write returns. */
+		end_serving(pid_tgid, e);
+		return;
+	}
+	if (s.traceparent)
 		return;
 	struct plan *p = bpf_map_lookup_elem(&scratch_plan, &zero);
 	if (!p)
@@ -634,11 +684,11 @@ static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, 
 	p->state = s.ended ? PLAN_READY : PLAN_FAILED; /* the head goes on beyond what we saw */
 	p->offset = s.headers;
 	__u64 now = bpf_ktime_get_ns();
-	struct trace_ctx *serving_ctx = served_by(pid_tgid, now);
-	if (serving_ctx) {
-		__builtin_memcpy(p->ctx.trace_id, serving_ctx->trace_id, 16);
-		__builtin_memcpy(p->ctx.parent_id, serving_ctx->span_id, 8);
-		p->ctx.flags = serving_ctx->flags;
+	struct trace_ctx parent;
+	if (served_by(pid_tgid, s.line_hash, now, &parent)) {
+		__builtin_memcpy(p->ctx.trace_id, parent.trace_id, 16);
+		__builtin_memcpy(p->ctx.parent_id, parent.span_id, 8);
+		p->ctx.flags = parent.flags;
 	} else {
 		random_id(p->ctx.trace_id, 16);
 		p->ctx.flags = 1;
@@ -667,18 +717,6 @@ static __always_inline void take_plan(__u64 pid_tgid, struct event *e)
 	bpf_map_delete_elem(&plans, &pid_tgid);
 }
 
-/* A response written ends what the thread was serving, and one of the
- * process's requests. */
-static __always_inline void end_serving(__u64 pid_tgid, struct event *e)
-{
-	if (e->cap_len < 5 || at(e, 0) != 'H' || at(e, 1) != 'T' || at(e, 2) != 'T' || at(e, 3) != 'P' || at(e, 4) != '/')
-		return;
-	bpf_map_delete_elem(&serving, &pid_tgid);
-	__u32 tgid = pid_tgid >> 32;
-	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
-	if (ps && ps->open > 0)
-		__sync_fetch_and_add(&ps->open, -1);
-}
 
 /* on_connect selects a process that connects to a watched port, before its
  * first byte moves, so client spans of short-lived clients are not missed. */
@@ -819,7 +857,6 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			serve_request(pid_tgid, e);
 		} else {
 			take_plan(pid_tgid, e);
-			end_serving(pid_tgid, e);
 		}
 	}
 	send_data(e);

@@ -47,6 +47,13 @@ type tracerEvent struct {
 	Data       [8192]uint8
 }
 
+type tracerForwardKey struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Pad      uint32
+	LineHash uint64
+}
+
 type tracerPlan struct {
 	_      structs.HostLayout
 	Ctx    tracerTraceCtx
@@ -78,6 +85,7 @@ const (
 	tracerMapConnectPorts   = "connect_ports"
 	tracerMapCounters       = "counters"
 	tracerMapEvents         = "events"
+	tracerMapForwardable    = "forwardable"
 	tracerMapInflight       = "inflight"
 	tracerMapLossyCount     = "lossy_count"
 	tracerMapLossySocks     = "lossy_socks"
@@ -160,6 +168,7 @@ type tracerMapSpecs struct {
 	ConnectPorts   *ebpf.MapSpec `ebpf:"connect_ports"`
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
+	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
@@ -214,6 +223,7 @@ type tracerMaps struct {
 	ConnectPorts   *ebpf.Map `ebpf:"connect_ports"`
 	Counters       *ebpf.Map `ebpf:"counters"`
 	Events         *ebpf.Map `ebpf:"events"`
+	Forwardable    *ebpf.Map `ebpf:"forwardable"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
@@ -230,6 +240,7 @@ func (m *tracerMaps) Close() error {
 		m.ConnectPorts,
 		m.Counters,
 		m.Events,
+		m.Forwardable,
 		m.Inflight,
 		m.LossyCount,
 		m.LossySocks,

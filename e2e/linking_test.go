@@ -210,13 +210,18 @@ func relayed(t *testing.T) (string, string, []hop) {
 }
 
 // watchChain starts a receiver watching every process of chain, once each
-// is instrumented.
-func watchChain(t *testing.T, chain []hop) *harness {
+// is instrumented; propagation sets context_propagation.
+func watchChain(t *testing.T, chain []hop, propagation ...string) *harness {
 	var pids []int
 	for _, c := range chain {
 		pids = append(pids, c.pid)
 	}
-	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = pids })
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.Discovery.Pids = pids
+		if len(propagation) > 0 {
+			c.ContextPropagation = propagation[0]
+		}
+	})
 	for _, pid := range pids {
 		h.waitInstrumented(t, pid)
 	}
@@ -266,6 +271,37 @@ func TestLinkingAcrossHops(t *testing.T) {
 				require.GreaterOrEqual(t, float64(linked)/float64(load.requests), load.minLinked)
 			})
 		}
+	}
+}
+
+// With context_propagation: headers the proxies' forwarded requests carry
+// a traceparent the kernel chose: linking on the node must stay as right
+// as without it (the kernel matches what a proxy writes to what it read).
+func TestLinkingWithPropagation(t *testing.T) {
+	for _, topo := range []topology{
+		{"haproxy-tcp-x2", proxied(haproxyTCP, haproxyTCP)},
+		{"nginx-stream-x2", proxied(nginxStream, nginxStream)},
+		{"nginx-http-proxy", proxied(nginxHTTP)},
+		{"go-service-calls-go-service", relayed},
+	} {
+		t.Run(topo.name, func(t *testing.T) {
+			entry, path, chain := topo.build(t)
+			h := watchChain(t, chain, "headers")
+			const requests = 320
+			_, ok := runGoClient(t, "http://"+entry+path, requests, 32)
+			require.Equal(t, requests, ok)
+			last := chain[len(chain)-1]
+			h.waitSpans(t, last.pid, last.kind, requests)
+			h.waitSpans(t, chain[0].pid, chain[0].kind, requests)
+			complete, linked := chainStats(h, chain, requests)
+			t.Logf("LINKING+PROPAGATION %s 32-clients: %d requests, %d complete, %d linked (%.1f%%)",
+				topo.name, requests, complete, linked, 100*float64(linked)/float64(requests))
+			require.Equal(t, requests, complete)
+			if topo.name != "go-service-calls-go-service" {
+				require.GreaterOrEqual(t, float64(linked)/requests, 0.99)
+			}
+			require.Positive(t, h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected"))
+		})
 	}
 }
 

@@ -63,6 +63,23 @@ struct {
 	__type(value, struct process_serving);
 } process_serving SEC(".maps");
 
+/* Requests a process serves, by the hash of their request line from the
+ * target on: a proxy forwards the line it read, and the call that writes
+ * it again belongs to that request (Go may have read its first byte
+ * alone, hence not the method). */
+struct forward_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 line_hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct forward_key);
+	__type(value, struct trace_ctx);
+} forwardable SEC(".maps");
+
 /* Writes about to carry a traceparent: pid_tgid -> plan, from sys_enter to
  * sys_exit. */
 struct {
