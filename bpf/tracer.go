@@ -261,26 +261,47 @@ func (t *Tracer) WatchConnectPort(port uint16) error {
 	return nil
 }
 
-// InflightEntries counts the entries of the map that follows syscalls from
-// entry to exit; it should return to near zero when traffic stops.
-func (t *Tracer) InflightEntries() (int, error) {
+// TrackingMap is a kernel map that tracks syscalls or requests.
+type TrackingMap struct {
+	Name string
+	m    *ebpf.Map
+}
+
+// TrackingMaps lists the maps whose size says whether something leaks:
+// inflight (syscalls from entry to exit) always; with propagation, plans
+// (writes from entry to exit), serving and process_serving (requests being
+// served, per thread and per process) and forwardable (served requests a
+// proxy may forward; an LRU bounded by its capacity).
+func (t *Tracer) TrackingMaps() []TrackingMap {
+	maps := []TrackingMap{{"inflight", t.objs.Inflight}}
+	if t.prop != nil {
+		maps = append(maps, TrackingMap{"plans", t.objs.Plans}, TrackingMap{"serving", t.objs.Serving},
+			TrackingMap{"process_serving", t.objs.ProcessServing}, TrackingMap{"forwardable", t.objs.Forwardable})
+	}
+	return maps
+}
+
+// Entries counts the map's entries.
+func (m TrackingMap) Entries() (int, error) {
 	var (
-		key uint64
-		val tracerArgs
-		n   int
+		key, val []byte
+		n        int
 	)
-	it := t.objs.Inflight.Iterate()
+	it := m.m.Iterate()
 	for it.Next(&key, &val) {
 		n++
 	}
-	return n, it.Err()
+	if err := it.Err(); err != nil {
+		return n, fmt.Errorf("counting the entries of map %s: %w", m.Name, err)
+	}
+	return n, nil
 }
 
-// Capacity is the number of entries the in-flight map and the pid bitmap
-// can hold.
-func (t *Tracer) Capacity() (inflight, pids int) {
-	return int(t.objs.Inflight.MaxEntries()), int(t.objs.Pids.MaxEntries()) * 64
-}
+// Capacity is how many entries the map can hold.
+func (m TrackingMap) Capacity() int { return int(m.m.MaxEntries()) }
+
+// PidCapacity is how many processes the pid bitmap can hold.
+func (t *Tracer) PidCapacity() int { return int(t.objs.Pids.MaxEntries()) * 64 }
 
 // Counters reads the loss counters, summed over CPUs.
 func (t *Tracer) Counters() (Counters, error) {

@@ -182,6 +182,9 @@ func TestPropagationAcrossHosts(t *testing.T) {
 	assert.Equal(t, int64(1), h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "kept"))
 	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "not_injected"))
 	assert.Empty(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All())
+	// Plans live from a write's entry to its exit: none is left.
+	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_map_entries", "map", "plans"))
+	assert.Equal(t, int64(16384), h.selfMetric(t, "otelcol_receiver_ebpf_map_capacity", "map", "forwardable"))
 }
 
 // A Go service on this host that calls the other host while serving: the

@@ -35,7 +35,6 @@ var (
 	reasonInflightFull   = attr("reason", "inflight_full")
 	reasonRequestLost    = attr("reason", "request_event_lost")
 	reasonResponseLost   = attr("reason", "response_event_lost")
-	mapInflight          = attr("map", "inflight")
 	mapSelectedProcesses = attr("map", "selected_pids")
 )
 
@@ -83,6 +82,11 @@ func (r *Receiver) publish(ctx context.Context, c *loopCounts) {
 // loss counters, map sizes, processes and connections.
 func (r *Receiver) registerGauges(loop *eventLoop) error {
 	tb := r.tb
+	maps := r.tracer.TrackingMaps()
+	mapAttrs := make([]metric.MeasurementOption, len(maps))
+	for i, m := range maps {
+		mapAttrs[i] = attr("map", m.Name)
+	}
 	errs := []error{
 		tb.RegisterReceiverEbpfProcessesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(r.procs.count()))
@@ -112,11 +116,13 @@ func (r *Receiver) registerGauges(loop *eventLoop) error {
 			return nil
 		}),
 		tb.RegisterReceiverEbpfMapEntriesCallback(func(_ context.Context, o metric.Int64Observer) error {
-			n, err := r.tracer.InflightEntries()
-			if err != nil {
-				return err
+			for i, m := range maps {
+				n, err := m.Entries()
+				if err != nil {
+					return err
+				}
+				o.Observe(int64(n), mapAttrs[i])
 			}
-			o.Observe(int64(n), mapInflight)
 			sel, err := r.tracer.Selected()
 			if err != nil {
 				return err
@@ -125,9 +131,10 @@ func (r *Receiver) registerGauges(loop *eventLoop) error {
 			return nil
 		}),
 		tb.RegisterReceiverEbpfMapCapacityCallback(func(_ context.Context, o metric.Int64Observer) error {
-			inflight, pids := r.tracer.Capacity()
-			o.Observe(int64(inflight), mapInflight)
-			o.Observe(int64(pids), mapSelectedProcesses)
+			for i, m := range maps {
+				o.Observe(int64(m.Capacity()), mapAttrs[i])
+			}
+			o.Observe(int64(r.tracer.PidCapacity()), mapSelectedProcesses)
 			return nil
 		}),
 	}

@@ -203,7 +203,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfMapEntries, err = builder.meter.Int64ObservableGauge(
 		"otelcol_receiver_ebpf_map_entries",
-		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids); should return to its baseline when traffic stops. [Development]"),
+		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that stays full); should return to its baseline when traffic stops. [Development]"),
 		metric.WithUnit("{entry}"),
 	)
 	errs = errors.Join(errs, err)

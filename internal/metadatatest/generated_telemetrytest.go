@@ -100,7 +100,7 @@ func AssertEqualReceiverEbpfMapCapacity(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_map_entries",
-		Description: "Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids); should return to its baseline when traffic stops. [Development]",
+		Description: "Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that stays full); should return to its baseline when traffic stops. [Development]",
 		Unit:        "{entry}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
