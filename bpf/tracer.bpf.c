@@ -46,7 +46,7 @@ enum op {
 enum counter {
 	COUNTER_LOST_DATA = 0,   /* read/write events the ring buffer had no room for */
 	COUNTER_LOST_CONTROL,    /* close/exit/select events the ring buffer had no room for */
-	COUNTER_LOST_ARGS,       /* syscalls not followed: the args map was full */
+	COUNTER_LOST_ARGS,       /* syscalls not followed: no memory for their arguments */
 	COUNTER_LOST_REQUESTS,   /* lost read/write events whose bytes began a request */
 	COUNTER_MAX,
 };
@@ -122,12 +122,13 @@ struct {
 	__type(value, __u8);
 } connect_ports SEC(".maps");
 
-/* Arguments of the syscall a thread is in, from sys_enter to sys_exit. LRU so
- * a thread that dies inside a syscall cannot leak an entry. */
+/* Arguments of the syscall a thread is in, from sys_enter to sys_exit, kept
+ * in the thread's own storage: found without hashing or locking, and freed
+ * with the thread, so nothing can leak. op 0: in no syscall of interest. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct args);
 } inflight SEC(".maps");
 
@@ -190,11 +191,12 @@ static __always_inline void count(__u32 which)
 /* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
 static __always_inline struct sock *fd_socket(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	/* A BTF pointer: these loads are plain instructions, not helper calls. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
@@ -366,11 +368,17 @@ static __always_inline void capture_iov(struct event *e, __u64 iov_addr, __u64 i
 	e->cap_len = off;
 }
 
-static __always_inline void remember(__u64 pid_tgid, __u32 op, __u64 fd, __u64 buf, __u64 count_)
+static __always_inline void remember(__u32 op, __u64 fd, __u64 buf, __u64 count_)
 {
-	struct args a = {.buf = buf, .count = count_, .fd = (__u32)fd, .op = op};
-	if (bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY) != 0)
+	struct args *a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
 		count(COUNTER_LOST_ARGS);
+		return;
+	}
+	a->buf = buf;
+	a->count = count_;
+	a->fd = fd;
+	a->op = op;
 }
 
 /* ---- Context propagation (only with propagate set) ---- */
@@ -796,11 +804,11 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (!selected(pid_tgid >> 32))
 		return 0;
 	if (op == OP_SENDFILE) { /* (out_fd, in_fd, offset, count): only out_fd matters */
-		remember(pid_tgid, op, SYSCALL_ARG1(regs), 0, 0);
+		remember(op, SYSCALL_ARG1(regs), 0, 0);
 		return 0;
 	}
 	__u64 buf = SYSCALL_ARG2(regs), count_ = SYSCALL_ARG3(regs);
-	remember(pid_tgid, op, SYSCALL_ARG1(regs), buf, count_);
+	remember(op, SYSCALL_ARG1(regs), buf, count_);
 	if (propagate && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG))
 		plan_injection(pid_tgid, op, buf, count_);
 	return 0;
@@ -812,11 +820,11 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!selected(pid_tgid >> 32))
 		return 0;
-	struct args *a = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!a)
+	struct args *a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->op)
 		return 0;
 	struct args in = *a;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
+	a->op = 0;
 
 	bool reading = in.op == OP_READ || in.op == OP_READV || in.op == OP_RECVMSG;
 	__s64 ret = (__s64)ctx->args[1];
@@ -868,6 +876,8 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	if (propagate) /* any thread: what it served goes with it */
+		bpf_map_delete_elem(&serving, &pid_tgid);
 	/* Only the thread group leader's exit ends the process for us. */
 	if ((__u32)pid_tgid != tgid || !selected(tgid))
 		return 0;

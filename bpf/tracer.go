@@ -27,7 +27,7 @@ const (
 type Counters struct {
 	LostData    uint64 // read/write events dropped: ring buffer full
 	LostControl uint64 // close/exit/select events dropped: ring buffer full
-	LostArgs    uint64 // syscalls not followed: in-flight map full
+	LostArgs    uint64 // syscalls not followed: no memory for their arguments
 	// LostRequests counts the lost read/write events whose bytes began a
 	// request: requests no span will show.
 	LostRequests uint64
@@ -267,18 +267,19 @@ type TrackingMap struct {
 	m    *ebpf.Map
 }
 
-// TrackingMaps lists the maps whose size says whether something leaks:
-// inflight (syscalls from entry to exit) always; with propagation, plans
-// (writes from entry to exit), serving and process_serving (requests being
-// served, per thread and per process) and forwardable (served requests a
-// proxy may forward; an LRU bounded by its capacity).
+// TrackingMaps lists the hash maps whose size says whether something
+// leaks, with propagation on: plans (writes from entry to exit), serving
+// and process_serving (requests being served, per thread and per process)
+// and forwardable (served requests a proxy may forward; an LRU bounded by
+// its capacity). The syscall arguments from entry to exit live in each
+// thread's own storage, freed with the thread: they cannot leak, and the
+// kernel cannot list them.
 func (t *Tracer) TrackingMaps() []TrackingMap {
-	maps := []TrackingMap{{"inflight", t.objs.Inflight}}
-	if t.prop != nil {
-		maps = append(maps, TrackingMap{"plans", t.objs.Plans}, TrackingMap{"serving", t.objs.Serving},
-			TrackingMap{"process_serving", t.objs.ProcessServing}, TrackingMap{"forwardable", t.objs.Forwardable})
+	if t.prop == nil {
+		return nil
 	}
-	return maps
+	return []TrackingMap{{"plans", t.objs.Plans}, {"serving", t.objs.Serving},
+		{"process_serving", t.objs.ProcessServing}, {"forwardable", t.objs.Forwardable}}
 }
 
 // Entries counts the map's entries.

@@ -113,9 +113,13 @@ func TestHostileInput(t *testing.T) {
 }
 
 // Thousands of short connections, and processes that start and exit: every
-// map returns to its baseline, and the heap to near its start.
+// map returns to its baseline, and the heap to near its start. Context
+// propagation is on, so its maps are checked too.
 func TestNoLeaks(t *testing.T) {
-	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.ExePath = `e2e\.test$` })
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.Discovery.ExePath = `e2e\.test$`
+		c.ContextPropagation = "headers"
+	})
 	gauge := func(name, key, value string) int64 { return h.selfMetric(t, name, key, value) }
 	require.Eventually(t, func() bool { return gauge("otelcol_receiver_ebpf_processes", "", "") >= 0 }, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
@@ -147,11 +151,15 @@ func TestNoLeaks(t *testing.T) {
 		return gauge("otelcol_receiver_ebpf_processes", "", "") == baseProcs &&
 			gauge("otelcol_receiver_ebpf_map_entries", "map", "selected_pids") == basePids &&
 			gauge("otelcol_receiver_ebpf_connections", "", "") == 0 &&
-			gauge("otelcol_receiver_ebpf_map_entries", "map", "inflight") <= 2
-	}, 10*time.Second, 50*time.Millisecond, "processes %d (base %d), selected pids %d (base %d), connections %d, inflight %d",
+			gauge("otelcol_receiver_ebpf_map_entries", "map", "plans") == 0 &&
+			gauge("otelcol_receiver_ebpf_map_entries", "map", "serving") == 0 &&
+			gauge("otelcol_receiver_ebpf_map_entries", "map", "process_serving") == 0
+	}, 10*time.Second, 50*time.Millisecond, "processes %d (base %d), selected pids %d (base %d), connections %d, plans %d, serving %d, process_serving %d",
 		gauge("otelcol_receiver_ebpf_processes", "", ""), baseProcs,
 		gauge("otelcol_receiver_ebpf_map_entries", "map", "selected_pids"), basePids,
-		gauge("otelcol_receiver_ebpf_connections", "", ""), gauge("otelcol_receiver_ebpf_map_entries", "map", "inflight"))
+		gauge("otelcol_receiver_ebpf_connections", "", ""), gauge("otelcol_receiver_ebpf_map_entries", "map", "plans"),
+		gauge("otelcol_receiver_ebpf_map_entries", "map", "serving"), gauge("otelcol_receiver_ebpf_map_entries", "map", "process_serving"))
+	assert.Positive(t, gauge("otelcol_receiver_ebpf_propagation_requests", "outcome", "injected"), "the clients' requests carried a traceparent")
 
 	h.traces.Reset() // what the test kept is not the receiver's
 	h.metrics.Reset()

@@ -33,5 +33,5 @@ func TestSelfTelemetry(t *testing.T) {
 	assert.Equal(t, int64(1), h.selfMetric(t, "otelcol_receiver_ebpf_map_entries", "map", "selected_pids"))
 	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_events_lost", "reason", "ring_full_data"))
 	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_spans", "outcome", "dropped"))
-	assert.Positive(t, h.selfMetric(t, "otelcol_receiver_ebpf_map_capacity", "map", "inflight"))
+	assert.Positive(t, h.selfMetric(t, "otelcol_receiver_ebpf_map_capacity", "map", "selected_pids"))
 }

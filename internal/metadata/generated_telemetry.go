@@ -185,7 +185,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfEventsLost, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_ebpf_events_lost",
-		metric.WithDescription("Events the kernel could not deliver, counted in the kernel at the moment of loss, by reason (attribute `reason` = ring_full_data, ring_full_control, inflight_full). [Development]"),
+		metric.WithDescription("Events the kernel could not deliver, counted in the kernel at the moment of loss, by reason (attribute `reason` = ring_full_data, ring_full_control, inflight_full, when there was no memory for a thread's syscall arguments). [Development]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
@@ -203,7 +203,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfMapEntries, err = builder.meter.Int64ObservableGauge(
 		"otelcol_receiver_ebpf_map_entries",
-		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that stays full); should return to its baseline when traffic stops. [Development]"),
+		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that fills up to its capacity). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]"),
 		metric.WithUnit("{entry}"),
 	)
 	errs = errors.Join(errs, err)

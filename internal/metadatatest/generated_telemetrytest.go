@@ -54,7 +54,7 @@ func AssertEqualReceiverEbpfDatapoints(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualReceiverEbpfEventsLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_events_lost",
-		Description: "Events the kernel could not deliver, counted in the kernel at the moment of loss, by reason (attribute `reason` = ring_full_data, ring_full_control, inflight_full). [Development]",
+		Description: "Events the kernel could not deliver, counted in the kernel at the moment of loss, by reason (attribute `reason` = ring_full_data, ring_full_control, inflight_full, when there was no memory for a thread's syscall arguments). [Development]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -100,7 +100,7 @@ func AssertEqualReceiverEbpfMapCapacity(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_map_entries",
-		Description: "Entries in each kernel map that tracks something (attribute `map` = inflight, selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that stays full); should return to its baseline when traffic stops. [Development]",
+		Description: "Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that fills up to its capacity). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]",
 		Unit:        "{entry}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
