@@ -779,6 +779,9 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		on_connect(regs, pid_tgid);
 		return 0;
 	}
+	/* Nearly every syscall is an unselected process's: one bit test. */
+	if (!selected(pid_tgid >> 32))
+		return 0;
 	__u32 op;
 	if (nr == nr_read || nr == nr_recvfrom)
 		op = OP_READ;
@@ -795,14 +798,11 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	else if (nr == nr_sendfile)
 		op = OP_SENDFILE;
 	else if (nr == nr_close) {
-		if (selected(pid_tgid >> 32))
-			on_close(pid_tgid, SYSCALL_ARG1(regs));
+		on_close(pid_tgid, SYSCALL_ARG1(regs));
 		return 0;
 	} else
 		return 0;
 
-	if (!selected(pid_tgid >> 32))
-		return 0;
 	if (op == OP_SENDFILE) { /* (out_fd, in_fd, offset, count): only out_fd matters */
 		remember(op, SYSCALL_ARG1(regs), 0, 0);
 		return 0;
