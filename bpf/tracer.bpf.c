@@ -122,15 +122,30 @@ struct {
 	__type(value, __u8);
 } connect_ports SEC(".maps");
 
+/* Set by the loader when the kernel has task storage for tracing programs
+ * (5.12): it also has BTF task pointers (5.11). */
+volatile const __u32 modern = 0;
+
 /* Arguments of the syscall a thread is in, from sys_enter to sys_exit, kept
  * in the thread's own storage: found without hashing or locking, and freed
- * with the thread, so nothing can leak. op 0: in no syscall of interest. */
+ * with the thread, so nothing can leak. op 0: in no syscall of interest.
+ * Older kernels use inflight_by_tid instead; the loader then makes this an
+ * unused array. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct args);
 } inflight SEC(".maps");
+
+/* The same for kernels before 5.12, by thread id: LRU so that a thread that
+ * dies inside a syscall cannot leak an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct args);
+} inflight_by_tid SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -188,15 +203,25 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
+/* fd_array returns the current task's file array if fd is within it. */
+static __always_inline struct file **fd_array(__u32 fd)
+{
+	if (modern) {
+		/* A BTF pointer: these loads are plain instructions, not helper calls. */
+		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+		return fdt && fd < fdt->max_fds ? fdt->fd : 0;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	return fdt && fd < BPF_CORE_READ(fdt, max_fds) ? BPF_CORE_READ(fdt, fd) : 0;
+}
+
 /* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
 static __always_inline struct sock *fd_socket(__u32 fd)
 {
-	/* A BTF pointer: these loads are plain instructions, not helper calls. */
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = task->files->fdt;
-	if (!fdt || fd >= fdt->max_fds)
+	struct file **fds = fd_array(fd);
+	if (!fds)
 		return 0;
-	struct file **fds = fdt->fd;
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
@@ -368,8 +393,14 @@ static __always_inline void capture_iov(struct event *e, __u64 iov_addr, __u64 i
 	e->cap_len = off;
 }
 
-static __always_inline void remember(__u32 op, __u64 fd, __u64 buf, __u64 count_)
+static __always_inline void remember(__u64 pid_tgid, __u32 op, __u64 fd, __u64 buf, __u64 count_)
 {
+	if (!modern) {
+		struct args a = {.buf = buf, .count = count_, .fd = fd, .op = op};
+		if (bpf_map_update_elem(&inflight_by_tid, &pid_tgid, &a, BPF_ANY) != 0)
+			count(COUNTER_LOST_ARGS);
+		return;
+	}
 	struct args *a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a) {
 		count(COUNTER_LOST_ARGS);
@@ -804,14 +835,34 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 
 	if (op == OP_SENDFILE) { /* (out_fd, in_fd, offset, count): only out_fd matters */
-		remember(op, SYSCALL_ARG1(regs), 0, 0);
+		remember(pid_tgid, op, SYSCALL_ARG1(regs), 0, 0);
 		return 0;
 	}
 	__u64 buf = SYSCALL_ARG2(regs), count_ = SYSCALL_ARG3(regs);
-	remember(op, SYSCALL_ARG1(regs), buf, count_);
+	remember(pid_tgid, op, SYSCALL_ARG1(regs), buf, count_);
 	if (propagate && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG))
 		plan_injection(pid_tgid, op, buf, count_);
 	return 0;
+}
+
+/* take_args moves the arguments sys_enter remembered into *in. */
+static __always_inline bool take_args(__u64 pid_tgid, struct args *in)
+{
+	struct args *a;
+	if (!modern) {
+		a = bpf_map_lookup_elem(&inflight_by_tid, &pid_tgid);
+		if (!a)
+			return false;
+		*in = *a;
+		bpf_map_delete_elem(&inflight_by_tid, &pid_tgid);
+		return true;
+	}
+	a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->op)
+		return false;
+	*in = *a;
+	a->op = 0;
+	return true;
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -820,11 +871,9 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!selected(pid_tgid >> 32))
 		return 0;
-	struct args *a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
-	if (!a || !a->op)
+	struct args in;
+	if (!take_args(pid_tgid, &in))
 		return 0;
-	struct args in = *a;
-	a->op = 0;
 
 	bool reading = in.op == OP_READ || in.op == OP_READV || in.op == OP_RECVMSG;
 	__s64 ret = (__s64)ctx->args[1];

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	// Propagate makes selected processes' HTTP/1.x requests carry a
 	// traceparent header (context_propagation: headers).
 	Propagate bool
+
+	// compat loads the programs as for kernels before 5.12 (tests).
+	compat bool
 }
 
 // Tracer is the loaded and attached set of kernel programs and maps.
@@ -85,21 +90,30 @@ func Load(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("raising the memlock limit for eBPF maps: %w", err)
 	}
 	t, err := load(opts)
-	if err != nil || !opts.Propagate {
+	if !opts.Propagate {
 		return t, err
 	}
-	propErr := error(nil)
-	if t.prop, propErr = loadPropagation(&t.objs); propErr == nil {
-		return t, nil
+	propErr := err // the tracer's planning needs bpf_loop (5.17)
+	if err == nil {
+		if t.prop, propErr = loadPropagation(&t.objs); propErr == nil {
+			return t, nil
+		}
+		t.Close() // without the sk_msg program the tracer's plans would only cost
 	}
-	// Without the sk_msg program the tracer's plans would only cost.
-	t.Close()
 	opts.Propagate = false
 	if t, err = load(opts); err != nil {
 		return nil, err
 	}
 	t.PropagationErr = propErr
 	return t, nil
+}
+
+// modernKernel reports whether the kernel gives tracing programs task
+// storage (5.12) and BTF task pointers (5.11).
+func modernKernel() bool {
+	return features.HaveMapType(ebpf.TaskStorage) == nil &&
+		features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnTaskStorageGet) == nil &&
+		features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnGetCurrentTaskBtf) == nil
 }
 
 func load(opts Options) (*Tracer, error) {
@@ -132,11 +146,15 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		return err
 	}
 	spec.Maps["pids"].MaxEntries = words
-	propagate := uint32(0)
-	if opts.Propagate {
-		propagate = 1
+	modern := !opts.compat && modernKernel()
+	if modern {
+		spec.Maps["inflight_by_tid"].MaxEntries = 1 // unused
+	} else {
+		// Task storage maps cannot be created here: an unused array instead.
+		spec.Maps["inflight"].Type, spec.Maps["inflight"].Flags, spec.Maps["inflight"].MaxEntries = ebpf.Array, 0, 1
 	}
-	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8), "propagate": propagate}
+	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8),
+		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern)}
 	for name, nr := range syscallNumbers {
 		consts[name] = nr
 	}
@@ -150,6 +168,13 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		}
 	}
 	return nil
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // pidWords sizes the selected-pid bitmap: one bit per possible pid.

@@ -1,6 +1,9 @@
 package bpf
 
 import (
+	"bufio"
+	"net"
+	"net/http"
 	"os"
 	"testing"
 	"unsafe"
@@ -46,4 +49,36 @@ func TestLoadWithPropagation(t *testing.T) {
 	defer tr.Close()
 	require.NoError(t, tr.PropagationErr)
 	require.Len(t, tr.ProgramIDs(), 5)
+}
+
+// Kernels before 5.12 get the programs' older paths (hash map of syscall
+// arguments, helper reads of the task): they must load and report traffic
+// here too.
+func TestCompatPathsReportTraffic(t *testing.T) {
+	requireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go echoHead(t, ln)
+	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 20, compat: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.Select(uint32(os.Getpid())))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("GET /compat HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	_, err = http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	var kinds []uint8
+	for _, ev := range eventsOf(t, tr) {
+		if ev.Rport == port || ev.Lport == port {
+			kinds = append(kinds, ev.Kind)
+		}
+	}
+	// client write, server read, server writes (head and body), client read
+	require.Subset(t, kinds, []uint8{EventWrite, EventRead})
+	require.GreaterOrEqual(t, len(kinds), 4, "%v", kinds)
 }

@@ -87,6 +87,7 @@ const (
 	tracerMapEvents         = "events"
 	tracerMapForwardable    = "forwardable"
 	tracerMapInflight       = "inflight"
+	tracerMapInflightByTid  = "inflight_by_tid"
 	tracerMapLossyCount     = "lossy_count"
 	tracerMapLossySocks     = "lossy_socks"
 	tracerMapPids           = "pids"
@@ -98,6 +99,7 @@ const (
 	tracerProgOnProcessExit = "on_process_exit"
 	tracerProgOnSysEnter    = "on_sys_enter"
 	tracerProgOnSysExit     = "on_sys_exit"
+	tracerVarModern         = "modern"
 	tracerVarNrClose        = "nr_close"
 	tracerVarNrConnect      = "nr_connect"
 	tracerVarNrRead         = "nr_read"
@@ -170,6 +172,7 @@ type tracerMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
+	InflightByTid  *ebpf.MapSpec `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
 	Pids           *ebpf.MapSpec `ebpf:"pids"`
@@ -184,6 +187,7 @@ type tracerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerVariableSpecs struct {
+	Modern      *ebpf.VariableSpec `ebpf:"modern"`
 	NrClose     *ebpf.VariableSpec `ebpf:"nr_close"`
 	NrConnect   *ebpf.VariableSpec `ebpf:"nr_connect"`
 	NrRead      *ebpf.VariableSpec `ebpf:"nr_read"`
@@ -225,6 +229,7 @@ type tracerMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	Forwardable    *ebpf.Map `ebpf:"forwardable"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
+	InflightByTid  *ebpf.Map `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
 	Pids           *ebpf.Map `ebpf:"pids"`
@@ -242,6 +247,7 @@ func (m *tracerMaps) Close() error {
 		m.Events,
 		m.Forwardable,
 		m.Inflight,
+		m.InflightByTid,
 		m.LossyCount,
 		m.LossySocks,
 		m.Pids,
@@ -257,6 +263,7 @@ func (m *tracerMaps) Close() error {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerVariables struct {
+	Modern      *ebpf.Variable `ebpf:"modern"`
 	NrClose     *ebpf.Variable `ebpf:"nr_close"`
 	NrConnect   *ebpf.Variable `ebpf:"nr_connect"`
 	NrRead      *ebpf.Variable `ebpf:"nr_read"`
