@@ -85,8 +85,10 @@ func run(collector string, rounds int, d time.Duration, conns int) error {
 	defer os.RemoveAll(dir)
 	modes := []mode{
 		{"no collector", ""},
-		{"collector, server not selected", writeConfig(dir, "unselected", "pids: [1]")},
-		{"collector, server selected", writeConfig(dir, "selected", fmt.Sprintf("pids: [%d]", server.Process.Pid))},
+		{"collector, server not selected", writeConfig(dir, "unselected", "pids: [1]", "")},
+		{"collector, server selected", writeConfig(dir, "selected", fmt.Sprintf("pids: [%d]", server.Process.Pid), "")},
+		{"collector, server selected, context_propagation: headers", writeConfig(dir, "propagating",
+			fmt.Sprintf("pids: [%d]", server.Process.Pid), "context_propagation: headers")},
 	}
 	results := make([]result, len(modes))
 	for r := 0; r < rounds; r++ {
@@ -129,9 +131,10 @@ func startServer(port int) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func writeConfig(dir, name, selector string) string {
+func writeConfig(dir, name, selector, option string) string {
 	cfg := fmt.Sprintf(`receivers:
   ebpf:
+    %s
     discovery:
       %s
 exporters:
@@ -147,7 +150,7 @@ service:
     metrics:
       receivers: [ebpf]
       exporters: [nop]
-`, selector)
+`, option, selector)
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		panic(err)
