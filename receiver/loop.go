@@ -48,6 +48,10 @@ type conn struct {
 	http   *http1.Conn
 	req    spans.Request // Local and Remote, reused for each exchange
 	lastNs uint64
+	// peerUnwatched: a server span of this connection waited linkGrace for
+	// its client's write in vain, so the client is not watched and later
+	// spans need not wait (wrk, curl, anything not selected).
+	peerUnwatched bool
 }
 
 // eventLoop owns everything on the path from a kernel event to a span: it
@@ -314,8 +318,8 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 	req := &l.cur.req
 	req.Exchange = *x
 	if l.r.traces != nil {
-		if x.Role == http1.RoleServer && fromThisHost(req) && l.linker.Unlinked(id) {
-			l.parked = append(l.parked, parkedSpan{p: p, req: *req, id: id, since: time.Now()})
+		if x.Role == http1.RoleServer && !l.cur.peerUnwatched && fromThisHost(req) && l.linker.Unlinked(id) {
+			l.parked = append(l.parked, parkedSpan{p: p, c: l.cur, req: *req, id: id, since: time.Now()})
 		} else {
 			l.addSpan(p, req, id)
 		}
@@ -353,6 +357,7 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) 
 // parkedSpan is a finished server span waiting for its client's write.
 type parkedSpan struct {
 	p     *process
+	c     *conn
 	req   spans.Request
 	id    *correlate.Span
 	since time.Time
@@ -373,7 +378,11 @@ func (l *eventLoop) unpark(force bool) {
 	now := time.Now()
 	kept := l.parked[:0]
 	for _, pk := range l.parked {
-		if force || !l.linker.Unlinked(pk.id) || now.Sub(pk.since) >= linkGrace {
+		unlinked := l.linker.Unlinked(pk.id)
+		if force || !unlinked || now.Sub(pk.since) >= linkGrace {
+			if unlinked && !force {
+				pk.c.peerUnwatched = true
+			}
 			l.addSpan(pk.p, &pk.req, pk.id)
 			continue
 		}
