@@ -198,13 +198,8 @@ func proxied(proxies ...func(*testing.T, string) (int, string)) func(t *testing.
 // request (on another path), as microservices do.
 func relayed(t *testing.T) (string, string, []hop) {
 	backend := startGoServer(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr)
-	relay := startPeer(t, cmd)
-	line := relay.readLine(t)
-	require.True(t, strings.HasPrefix(line, "READY "), "relay said %q", line)
-	addr := strings.TrimPrefix(line, "READY ")
-	return addr, "/front/{i}", []hop{
+	relay := startGoServer(t, "E2E_DOWNSTREAM="+backend.addr)
+	return relay.addr, "/front/{i}", []hop{
 		{relay.pid(), ptrace.SpanKindServer}, {relay.pid(), ptrace.SpanKindClient}, {backend.pid(), ptrace.SpanKindServer},
 	}
 }

@@ -132,14 +132,21 @@ type peer struct {
 
 func (p *peer) pid() int { return p.cmd.Process.Pid }
 
-// startGoServer runs the Go server peer on a free loopback port.
-func startGoServer(t *testing.T) *peer {
+// startGoServer runs the Go server peer on a free loopback port; env adds
+// to its environment (E2E_DOWNSTREAM makes it call another service).
+func startGoServer(t *testing.T, env ...string) *peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0")
+	cmd.Env = append(append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0"), env...)
+	return startReady(t, cmd)
+}
+
+// startReady starts a peer that says "READY <addr>" once it listens.
+func startReady(t *testing.T, cmd *exec.Cmd) *peer {
+	t.Helper()
 	p := startPeer(t, cmd)
 	line := p.readLine(t)
-	require.True(t, strings.HasPrefix(line, "READY "), "server said %q", line)
+	require.True(t, strings.HasPrefix(line, "READY "), "%v said %q", cmd.Args, line)
 	p.addr = strings.TrimPrefix(line, "READY ")
 	return p
 }

@@ -52,11 +52,7 @@ func (o otherHost) startEcho(t *testing.T) *peer {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", o.ns, os.Args[0]) // ip execs it: the pid stays
 	cmd.Env = append(os.Environ(), "E2E_ROLE=echo", "E2E_ADDR="+o.addr+":0")
-	p := startPeer(t, cmd)
-	line := p.readLine(t)
-	require.True(t, strings.HasPrefix(line, "READY "), "echo said %q", line)
-	p.addr = strings.TrimPrefix(line, "READY ")
-	return p
+	return startReady(t, cmd)
 }
 
 // echo is what the echo peer answered to one request.
@@ -195,12 +191,8 @@ func TestPropagationAcrossHosts(t *testing.T) {
 func TestPropagationFromAServiceCall(t *testing.T) {
 	host := newOtherHost(t)
 	srv := host.startEcho(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "E2E_ROLE=server", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+srv.addr)
-	relay := startPeer(t, cmd)
-	line := relay.readLine(t)
-	require.True(t, strings.HasPrefix(line, "READY "), "relay said %q", line)
-	relayAddr := strings.TrimPrefix(line, "READY ")
+	relay := startGoServer(t, "E2E_DOWNSTREAM="+srv.addr)
+	relayAddr := relay.addr
 	h := startReceiver(t, func(c *ebpfreceiver.Config) {
 		c.ContextPropagation = "headers"
 		c.Discovery.Pids = []int{srv.pid(), relay.pid()}
