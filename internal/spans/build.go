@@ -129,7 +129,9 @@ func spanName(method, route string) string {
 }
 
 func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
-	attrs.EnsureCapacity(14)
+	// The exact count: a slice grown past its capacity is copied whole,
+	// and one sized too large wastes what every span of a batch keeps.
+	attrs.EnsureCapacity(b.attributeCount(req))
 	if knownMethods[req.Method] {
 		attrs.PutStr("http.request.method", req.Method)
 	} else {
@@ -148,8 +150,8 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 		putHostPort(attrs, req.Host, req.Local, req.LocalIP)
 		putAddr(attrs, "client.address", "client.port", req.Remote, req.RemoteIP)
 	} else {
-		host := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
-		attrs.PutStr("url.full", "http://"+host+path)
+		host, port := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
+		attrs.PutStr("url.full", "http://"+hostPort(host, port)+path)
 	}
 	if b.RecordQuery {
 		if i := strings.IndexByte(req.Target, '?'); i >= 0 {
@@ -166,10 +168,46 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	}
 }
 
+// attributeCount is the number of attributes attributes puts for req.
+func (b *Builder) attributeCount(req *Request) int {
+	n := 5 // method, protocol version, scheme, server.address, server.port
+	if !knownMethods[req.Method] {
+		n++ // http.request.method_original
+	}
+	if req.Status != 0 {
+		n++
+	}
+	if req.Role == http1.RoleServer {
+		n += 2 // http.route, url.path
+		if req.Remote.IsValid() {
+			n += 2 // client.address, client.port
+		}
+	} else {
+		n++ // url.full
+	}
+	if b.RecordQuery && strings.IndexByte(req.Target, '?') >= 0 {
+		n++
+	}
+	if req.Remote.IsValid() {
+		n += 2 // network.peer.*
+	}
+	if req.Local.IsValid() {
+		n += 2 // network.local.*
+	}
+	if req.RequestBodySize > 0 {
+		n++
+	}
+	if req.ResponseBodySize > 0 {
+		n++
+	}
+	return n
+}
+
 // putHostPort sets server.address and server.port from the Host header when
 // there is one, else from the server's end of the connection, and returns
-// the authority ("host:port") it used.
-func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, serverIP string) string {
+// them. Only client spans need them joined (url.full), so the joining, which
+// allocates, is left to the caller.
+func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, serverIP string) (string, int) {
 	host, port := splitHost(hostHeader)
 	if host == "" {
 		host, port = ipText(serverIP, server), int(server.Port())
@@ -179,7 +217,7 @@ func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, se
 	}
 	attrs.PutStr("server.address", host)
 	attrs.PutInt("server.port", int64(port))
-	return hostPort(host, port)
+	return host, port
 }
 
 func hostPort(host string, port int) string {

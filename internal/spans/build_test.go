@@ -159,3 +159,31 @@ func TestTextLine(t *testing.T) {
 	assert.Equal(t, "1970-01-01 00:00:00.000000 (1.5µs) HTTPClient - POST /orders [127.0.0.1:40000]->[127.0.0.2:9000] size:12B svc=[shop-client] "+
 		"traceparent=[00-0a000000000000000000000000000000-0d00000000000000[0000000000000000]-00]", TextLine(client, "shop-client"))
 }
+
+// attributes sizes the map with attributeCount: a count that is too small
+// costs a copy of every attribute, so it must match what is put.
+func TestAttributeCountMatches(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("[::1]:50000")
+	for _, role := range []http1.Role{http1.RoleServer, http1.RoleClient} {
+		for _, method := range []string{"GET", "BREW"} {
+			for _, status := range []int{0, 200} {
+				for _, size := range []int64{0, 7} {
+					for _, withConn := range []bool{true, false} {
+						for _, recordQuery := range []bool{true, false} {
+							b := Builder{Router: router, RecordQuery: recordQuery}
+							req := &Request{Exchange: http1.Exchange{Role: role, Method: method, Target: "/a/1?q", Version: "1.1",
+								Status: status, RequestBodySize: size, ResponseBodySize: size}}
+							if withConn {
+								req.SetConn(local, remote)
+							}
+							s := ptrace.NewSpan()
+							b.Fill(s, req, &Identity{})
+							assert.Equal(t, s.Attributes().Len(), b.attributeCount(req), "%+v", req)
+						}
+					}
+				}
+			}
+		}
+	}
+}
