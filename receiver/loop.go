@@ -227,6 +227,7 @@ func (l *eventLoop) sweep(now uint64) {
 			l.closeConn(key, now)
 		}
 	}
+	l.linker.Compact()
 }
 
 // Started gives a request of the current connection its identity, linked
