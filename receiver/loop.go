@@ -361,7 +361,7 @@ func (l *eventLoop) resolve() {
 func (l *eventLoop) observe(p *process, req *spans.Request) {
 	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
 	if k.Server {
-		k.Route = l.builder.Route(req.Target)
+		k.Route = l.builder.ServerRoute(req)
 		k.ServerPort = int(req.Local.Port())
 	} else {
 		k.ServerAddr = req.RemoteIP

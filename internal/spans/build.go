@@ -23,6 +23,18 @@ type Request struct {
 	// caller sets them once per connection, since formatting them for every
 	// span would cost an allocation each; empty ones are formatted here.
 	LocalIP, RemoteIP string
+
+	names names // of the last server request, kept by Builder
+}
+
+// names are the route and span name of a server request's target. Requests
+// on a keep-alive connection repeat their targets (the parser then hands
+// over the very same string), and a route the heuristic rewrote, or a span
+// name, costs an allocation to make again.
+type names struct {
+	valid          bool
+	target, method string // what route and name were made from
+	route, name    string
 }
 
 // SetConn records the connection of the requests to come.
@@ -67,6 +79,26 @@ func (b *Builder) Route(target string) string {
 	return b.Router.Route(Path(target))
 }
 
+// ServerRoute is the http.route of a server request, made once for the
+// requests of a connection that repeat a target.
+func (b *Builder) ServerRoute(req *Request) string {
+	n := &req.names
+	if !n.valid || n.target != req.Target {
+		*n = names{valid: true, target: req.Target, route: b.Route(req.Target)}
+	}
+	return n.route
+}
+
+// serverName is the span name of a server request, cached as its route is.
+func (b *Builder) serverName(req *Request) string {
+	route := b.ServerRoute(req)
+	n := &req.names
+	if n.name == "" || n.method != req.Method {
+		n.method, n.name = req.Method, spanName(req.Method, route)
+	}
+	return n.name
+}
+
 // Path is the path of a request target: the query is cut, and an
 // absolute-form target ("http://host/p", sent to forward proxies) loses its
 // scheme and authority.
@@ -93,16 +125,20 @@ type Identity struct {
 }
 
 // Fill writes req into span: ids, name, kind, times, attributes, status.
+// It keeps the route and name it made in req, for the next request of the
+// connection.
 func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
-	route := ""
+	route, name := "", ""
 	if req.Role == http1.RoleServer {
-		route = b.Route(req.Target)
+		route, name = b.ServerRoute(req), b.serverName(req)
+	} else {
+		name = spanName(req.Method, "") // a constant, or the method itself
 	}
 	span.SetTraceID(id.TraceID)
 	span.SetSpanID(id.SpanID)
 	span.SetParentSpanID(id.ParentID)
 	span.SetFlags(uint32(id.Flags))
-	span.SetName(spanName(req.Method, route))
+	span.SetName(name)
 	span.SetStartTimestamp(b.Clock.Time(req.RequestStart))
 	end := req.ResponseEnd
 	if end == 0 {

@@ -187,3 +187,40 @@ func TestAttributeCountMatches(t *testing.T) {
 		}
 	}
 }
+
+// The route and name kept in a Request follow its target and method.
+func TestNamesFollowTheRequest(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	b := Builder{Router: router}
+	req := &Request{}
+	for _, c := range []struct{ method, target, name string }{
+		{"GET", "/users/42", "GET /users/*"},
+		{"GET", "/users/42", "GET /users/*"},
+		{"POST", "/users/42", "POST /users/*"},
+		{"POST", "/orders?id=1", "POST /orders"},
+		{"BREW", "/orders?id=1", "HTTP /orders"},
+		{"GET", "", "GET /"},
+	} {
+		req.Exchange = http1.Exchange{Role: http1.RoleServer, Method: c.method, Target: c.target}
+		s := ptrace.NewSpan()
+		b.Fill(s, req, &Identity{})
+		assert.Equal(t, c.name, s.Name(), c.target)
+		route, _ := s.Attributes().Get("http.route")
+		assert.Equal(t, b.Route(c.target), route.Str())
+		assert.Equal(t, b.Route(c.target), b.ServerRoute(req))
+	}
+}
+
+// A connection repeating a target makes its route and name once.
+func TestRepeatedTargetDoesNotAllocate(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	b := Builder{Router: router}
+	target := "/users/42"
+	req := &Request{Exchange: http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: target}}
+	allocs := testing.AllocsPerRun(100, func() {
+		req.Target = target
+		b.serverName(req)
+		b.ServerRoute(req)
+	})
+	assert.Zero(t, allocs)
+}
