@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
@@ -376,7 +375,7 @@ func (l *eventLoop) observe(p *process, req *spans.Request) {
 		RequestBody:  req.RequestBodySize,
 		ResponseBody: req.ResponseBodySize,
 	}
-	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, pcommon.NewTimestampFromTime(time.Now()))
+	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, 0) // now, when a series starts
 }
 
 // flush hands the batch to the sender without waiting: a full queue means
