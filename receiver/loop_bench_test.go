@@ -41,6 +41,18 @@ func rawEvent(kind byte, pid uint32, sock uint64, ts uint64, data string) []byte
 // correlation, span and histogram building. One op is one event; a request
 // is two (its read and its response's write).
 func BenchmarkEventsToPdata(b *testing.B) {
+	benchmarkEvents(b, bpf.EventRead, bpf.EventWrite)
+}
+
+// BenchmarkEventsToPdataClient is BenchmarkEventsToPdata for a watched
+// client: it writes the requests and reads the responses.
+func BenchmarkEventsToPdataClient(b *testing.B) {
+	benchmarkEvents(b, bpf.EventWrite, bpf.EventRead)
+}
+
+// benchmarkEvents feeds requests carried by events of kind reqKind, and
+// responses by events of kind respKind, on 8 keep-alive connections.
+func benchmarkEvents(b *testing.B, reqKind, respKind byte) {
 	router, _ := routes.New(nil, "")
 	r := New(Options{Router: router}, componenttest.NewNopTelemetrySettings(), "bench")
 	r.procs = newProcesses("/proc", "host")
@@ -62,7 +74,7 @@ func BenchmarkEventsToPdata(b *testing.B) {
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nhello, world\n"
 	var raws [][]byte
 	for conn := uint64(0); conn < 8; conn++ {
-		raws = append(raws, rawEvent(bpf.EventRead, 4242, 0x1000+conn, 1, req), rawEvent(bpf.EventWrite, 4242, 0x1000+conn, 2, resp))
+		raws = append(raws, rawEvent(reqKind, 4242, 0x1000+conn, 1, req), rawEvent(respKind, 4242, 0x1000+conn, 2, resp))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
