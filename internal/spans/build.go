@@ -24,23 +24,26 @@ type Request struct {
 	// span would cost an allocation each; empty ones are formatted here.
 	LocalIP, RemoteIP string
 
-	names names // of the last server request, kept by Builder
+	names names // of the connection's last request, kept by Builder
 }
 
-// names are the route and span name of a server request's target. Requests
-// on a keep-alive connection repeat their targets (the parser then hands
-// over the very same string), and a route the heuristic rewrote, or a span
-// name, costs an allocation to make again.
+// names are what Builder makes from a request's target that costs an
+// allocation: a route the heuristic rewrote, a span name, a url.full.
+// Requests on a keep-alive connection repeat their targets (the parser then
+// hands over the very same string), so they are made once per target.
 type names struct {
-	valid          bool
-	target, method string // what route and name were made from
-	route, name    string
+	target      string // what the others were made from
+	method      string // name's
+	host        string // the Host header full was made with
+	route, name string // of a server request; "" until made
+	full        string // url.full of a client request; "" until made
 }
 
 // SetConn records the connection of the requests to come.
 func (r *Request) SetConn(local, remote netip.AddrPort) {
 	r.Local, r.Remote = local, remote
 	r.LocalIP, r.RemoteIP = local.Addr().String(), remote.Addr().String()
+	r.names = names{} // url.full holds the server's address
 }
 
 func ipText(cached string, ap netip.AddrPort) string {
@@ -83,8 +86,11 @@ func (b *Builder) Route(target string) string {
 // requests of a connection that repeat a target.
 func (b *Builder) ServerRoute(req *Request) string {
 	n := &req.names
-	if !n.valid || n.target != req.Target {
-		*n = names{valid: true, target: req.Target, route: b.Route(req.Target)}
+	if n.target != req.Target {
+		*n = names{target: req.Target}
+	}
+	if n.route == "" { // a route is never empty
+		n.route = b.Route(req.Target)
 	}
 	return n.route
 }
@@ -187,7 +193,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 		putAddr(attrs, "client.address", "client.port", req.Remote, req.RemoteIP)
 	} else {
 		host, port := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
-		attrs.PutStr("url.full", "http://"+hostPort(host, port)+path)
+		attrs.PutStr("url.full", urlFull(req, host, port, path))
 	}
 	if b.RecordQuery {
 		if i := strings.IndexByte(req.Target, '?'); i >= 0 {
@@ -254,6 +260,19 @@ func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, se
 	attrs.PutStr("server.address", host)
 	attrs.PutInt("server.port", int64(port))
 	return host, port
+}
+
+// urlFull is the url.full of a client request, made once for the requests
+// of a connection that repeat a target and a Host header.
+func urlFull(req *Request, host string, port int, path string) string {
+	n := &req.names
+	if n.target != req.Target || n.host != req.Host {
+		*n = names{target: req.Target, host: req.Host}
+	}
+	if n.full == "" {
+		n.full = "http://" + hostPort(host, port) + path
+	}
+	return n.full
 }
 
 func hostPort(host string, port int) string {

@@ -209,6 +209,26 @@ func TestNamesFollowTheRequest(t *testing.T) {
 		assert.Equal(t, b.Route(c.target), route.Str())
 		assert.Equal(t, b.Route(c.target), b.ServerRoute(req))
 	}
+	req.SetConn(netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80"))
+	for _, c := range []struct{ host, target, full string }{
+		{"", "/a?x", "http://10.0.0.2:80/a"},
+		{"", "/a?x", "http://10.0.0.2:80/a"},
+		{"shop:9000", "/a?x", "http://shop:9000/a"},
+		{"shop:9000", "/b", "http://shop:9000/b"},
+		{"[::1]", "/b", "http://[::1]:80/b"},
+		{"", "/b", "http://10.0.0.2:80/b"},
+	} {
+		req.Exchange = http1.Exchange{Role: http1.RoleClient, Method: "GET", Target: c.target, Host: c.host}
+		s := ptrace.NewSpan()
+		b.Fill(s, req, &Identity{})
+		full, _ := s.Attributes().Get("url.full")
+		assert.Equal(t, c.full, full.Str(), "%s %s", c.host, c.target)
+	}
+	// A server request after a client one on the same Request.
+	req.Exchange = http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: "/b"}
+	s := ptrace.NewSpan()
+	b.Fill(s, req, &Identity{})
+	assert.Equal(t, "GET /b", s.Name())
 }
 
 // A connection repeating a target makes its route and name once.
@@ -221,6 +241,12 @@ func TestRepeatedTargetDoesNotAllocate(t *testing.T) {
 		req.Target = target
 		b.serverName(req)
 		b.ServerRoute(req)
+	})
+	assert.Zero(t, allocs)
+
+	req.Role, req.Host = http1.RoleClient, "shop:9000"
+	allocs = testing.AllocsPerRun(100, func() {
+		urlFull(req, "shop", 9000, "/users/42")
 	})
 	assert.Zero(t, allocs)
 }
