@@ -282,7 +282,9 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) {
 	if l.batchSpans == 0 {
 		l.batch = ptrace.NewTraces()
-		l.batchProcs = map[uint32]ptrace.SpanSlice{}
+		if l.batchProcs == nil {
+			l.batchProcs = map[uint32]ptrace.SpanSlice{}
+		}
 		l.batchSince = time.Now()
 	}
 	pid := uint32(p.Pid)
@@ -394,7 +396,7 @@ func (l *eventLoop) flush() {
 		l.r.tb.ReceiverEbpfSpans.Add(context.Background(), int64(l.batchSpans), outcomeDropped)
 	}
 	l.batchSpans = 0
-	l.batchProcs = nil
+	clear(l.batchProcs) // the map is kept: a new one per batch is garbage
 }
 
 // commName is the command name the kernel sent, up to its NUL.

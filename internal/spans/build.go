@@ -71,10 +71,14 @@ type Builder struct {
 	Clock       Clock
 }
 
-// knownMethods are the methods the conventions name; others become _OTHER.
-var knownMethods = map[string]bool{
-	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
-	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true, "QUERY": true,
+// knownMethod reports whether the conventions name method; others become
+// _OTHER. A switch, unlike a map, does not hash the method on every span.
+func knownMethod(method string) bool {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY":
+		return true
+	}
+	return false
 }
 
 // Route is the http.route of a request target.
@@ -161,7 +165,7 @@ func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
 }
 
 func spanName(method, route string) string {
-	if !knownMethods[method] {
+	if !knownMethod(method) {
 		method = "HTTP"
 	}
 	if route == "" {
@@ -174,7 +178,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	// The exact count: a slice grown past its capacity is copied whole,
 	// and one sized too large wastes what every span of a batch keeps.
 	attrs.EnsureCapacity(b.attributeCount(req))
-	if knownMethods[req.Method] {
+	if knownMethod(req.Method) {
 		attrs.PutStr("http.request.method", req.Method)
 	} else {
 		attrs.PutStr("http.request.method", "_OTHER")
@@ -213,7 +217,7 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 // attributeCount is the number of attributes attributes puts for req.
 func (b *Builder) attributeCount(req *Request) int {
 	n := 5 // method, protocol version, scheme, server.address, server.port
-	if !knownMethods[req.Method] {
+	if !knownMethod(req.Method) {
 		n++ // http.request.method_original
 	}
 	if req.Status != 0 {
