@@ -1,0 +1,42 @@
+package receiver
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+)
+
+// A request on a warm keep-alive connection allocates only what its span
+// is made of: pdata allocates each attribute value, the attribute list and
+// the span, and the linker the span's identity. Anything made per request
+// besides (a string, a map, a list) shows up here.
+func TestRequestAllocations(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		reqKind, respKind byte
+		attributes        float64
+	}{
+		{"server", bpf.EventRead, bpf.EventWrite, 15},
+		{"client", bpf.EventWrite, bpf.EventRead, 12},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			loop := newTestLoop(t)
+			raws := exchangeEvents(c.reqKind, c.respKind, 1)
+			ts := uint64(0)
+			request := func() {
+				for _, raw := range raws {
+					ts++
+					feedEvent(t, loop, raw, ts)
+				}
+			}
+			request() // the connection, the metric series, the linker's lists
+			allocs := testing.AllocsPerRun(200, request)
+			// One request before, one more by AllocsPerRun's own warm-up.
+			assert.Equal(t, int64(202), loop.counts.requests, "every run is a request")
+			t.Logf("%v allocations per request", allocs)
+			assert.LessOrEqual(t, allocs, c.attributes+3)
+		})
+	}
+}
