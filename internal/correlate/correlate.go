@@ -26,9 +26,11 @@ import (
 type Span struct {
 	spans.Identity
 
+	// The flags sit next to Identity's odd size: 160 bytes, not 176, are
+	// allocated for every request.
 	resolved       bool
-	parent         *Span
 	server         bool
+	parent         *Span
 	flow           Flow // client->server, for a server span still looking for its client
 	method, target string
 	traceparent    string
