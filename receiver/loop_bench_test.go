@@ -112,3 +112,25 @@ func feedEvent(tb testing.TB, loop *eventLoop, raw []byte, ts uint64) {
 	loop.ev.Time = ts
 	loop.handle(&loop.ev)
 }
+
+// BenchmarkEventsToPdataShortConns is BenchmarkEventsToPdata with one
+// request per connection (HTTP/1.0 clients, proxies that do not reuse
+// connections): each connection is opened, used once and closed, so a
+// request is three events.
+func BenchmarkEventsToPdataShortConns(b *testing.B) {
+	loop := newTestLoop(b)
+	model := exchangeEvents(bpf.EventRead, bpf.EventWrite, 1)
+	raws := append(model, rawEvent(bpf.EventClose, 4242, 0x1000, 3, ""))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		raw := raws[i%len(raws)]
+		binary.LittleEndian.PutUint64(raw[40:], uint64(i/len(raws))) // a socket of its own
+		feedEvent(b, loop, raw, uint64(i))
+		if loop.batchSpans >= batchSpans {
+			loop.flush()
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
