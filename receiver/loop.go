@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,11 @@ const (
 	// host may wait for the client's write of its request: on loopback the
 	// kernel often reports the server's read first.
 	linkGrace = 50 * time.Millisecond
+	// spareConns bounds the closed connections whose state is kept for
+	// new ones.
+	spareConns = 64
+	// maxIPTexts bounds the addresses whose text is kept.
+	maxIPTexts = 4096
 )
 
 type connKey struct {
@@ -54,6 +60,8 @@ type conn struct {
 type eventLoop struct {
 	r       *Receiver
 	conns   map[connKey]*conn
+	spare   []*conn               // closed connections' state, for new ones
+	ipTexts map[netip.Addr]string // the text of addresses seen
 	builder spans.Builder
 
 	batch      ptrace.Traces
@@ -83,6 +91,7 @@ func newEventLoop(r *Receiver) *eventLoop {
 	return &eventLoop{
 		r:       r,
 		conns:   map[connKey]*conn{},
+		ipTexts: map[netip.Addr]string{},
 		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clockOffset()},
 		out:     make(chan ptrace.Traces, queuedBatches),
 		linker:  correlate.New(),
@@ -157,8 +166,7 @@ func (l *eventLoop) data(ev *events.Event) {
 	key := connKey{ev.Pid, ev.Sock}
 	c := l.conns[key]
 	if c == nil {
-		c = &conn{http: http1.NewConn()}
-		c.req.SetConn(ev.Local, ev.Remote)
+		c = l.newConn(ev.Local, ev.Remote)
 		l.conns[key] = c
 	}
 	c.lastNs = ev.Time
@@ -174,6 +182,37 @@ func (l *eventLoop) data(ev *events.Event) {
 	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
 }
 
+// newConn returns the state of a new connection, made from a closed one's
+// when there is one: behind clients that do not reuse connections, making
+// it all anew would cost allocations on every request.
+func (l *eventLoop) newConn(local, remote netip.AddrPort) *conn {
+	var c *conn
+	if n := len(l.spare); n > 0 {
+		c = l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		c.http.Reuse()
+	} else {
+		c = &conn{http: http1.NewConn()}
+	}
+	c.req.SetConnText(local, remote, l.ipText(local.Addr()), l.ipText(remote.Addr()))
+	return c
+}
+
+// ipText returns the text of addr, made once: the watched processes' own
+// addresses are few, and their peers come back.
+func (l *eventLoop) ipText(addr netip.Addr) string {
+	if s, ok := l.ipTexts[addr]; ok {
+		return s
+	}
+	if len(l.ipTexts) >= maxIPTexts {
+		clear(l.ipTexts)
+	}
+	s := addr.String()
+	l.ipTexts[addr] = s
+	return s
+}
+
 func (l *eventLoop) closeConn(key connKey, ts uint64) {
 	c := l.conns[key]
 	if c == nil {
@@ -186,6 +225,9 @@ func (l *eventLoop) closeConn(key connKey, ts uint64) {
 	// Client requests left waiting on this connection will not be read now.
 	l.linker.FlowClosed(correlate.Flow{Client: c.req.Local, Server: c.req.Remote})
 	l.linker.FlowClosed(correlate.Flow{Client: c.req.Remote, Server: c.req.Local})
+	if len(l.spare) < spareConns {
+		l.spare = append(l.spare, c) // nothing else holds c: spans copy what they need
+	}
 }
 
 func (l *eventLoop) exit(pid uint32, ts uint64) {

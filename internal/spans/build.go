@@ -41,9 +41,16 @@ type names struct {
 
 // SetConn records the connection of the requests to come.
 func (r *Request) SetConn(local, remote netip.AddrPort) {
+	r.SetConnText(local, remote, local.Addr().String(), remote.Addr().String())
+}
+
+// SetConnText is SetConn for a caller that has the addresses' text already.
+func (r *Request) SetConnText(local, remote netip.AddrPort, localIP, remoteIP string) {
 	r.Local, r.Remote = local, remote
-	r.LocalIP, r.RemoteIP = local.Addr().String(), remote.Addr().String()
-	r.names = names{} // url.full holds the server's address
+	r.LocalIP, r.RemoteIP = localIP, remoteIP
+	// url.full holds the server's address; a route and a span name hold
+	// nothing of the connection, and serve a reused Request on.
+	r.names.host, r.names.full = "", ""
 }
 
 func ipText(cached string, ap netip.AddrPort) string {
