@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
@@ -37,6 +37,11 @@ const (
 	// host may wait for the client's write of its request: on loopback the
 	// kernel often reports the server's read first.
 	linkGrace = 50 * time.Millisecond
+	// spareConns bounds the closed connections whose state is kept for
+	// new ones.
+	spareConns = 64
+	// maxIPTexts bounds the addresses whose text is kept.
+	maxIPTexts = 4096
 )
 
 type connKey struct {
@@ -52,6 +57,9 @@ type conn struct {
 	// its client's write in vain, so the client is not watched and later
 	// spans need not wait (wrk, curl, anything not selected).
 	peerUnwatched bool
+	// uses counts the connections this state served: a parked span's
+	// connection may have closed and its state serve another since.
+	uses uint64
 }
 
 // eventLoop owns everything on the path from a kernel event to a span: it
@@ -59,6 +67,8 @@ type conn struct {
 type eventLoop struct {
 	r       *Receiver
 	conns   map[connKey]*conn
+	spare   []*conn               // closed connections' state, for new ones
+	ipTexts map[netip.Addr]string // the text of addresses seen
 	builder spans.Builder
 
 	batch      ptrace.Traces
@@ -85,14 +95,15 @@ type eventLoop struct {
 	// warnedNotInjected: the log said once that a request could not carry
 	// a traceparent.
 	warnedNotInjected bool
-	lastSweep uint64
-	lastTime  uint64 // of the latest data event
+	lastSweep         uint64
+	lastTime          uint64 // of the latest data event
 }
 
 func newEventLoop(r *Receiver) *eventLoop {
 	return &eventLoop{
 		r:       r,
 		conns:   map[connKey]*conn{},
+		ipTexts: map[netip.Addr]string{},
 		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clockOffset()},
 		out:     make(chan ptrace.Traces, queuedBatches),
 		linker:  correlate.New(),
@@ -167,8 +178,7 @@ func (l *eventLoop) data(ev *events.Event) {
 	key := connKey{ev.Pid, ev.Sock}
 	c := l.conns[key]
 	if c == nil {
-		c = &conn{http: http1.NewConn()}
-		c.req.SetConn(ev.Local, ev.Remote)
+		c = l.newConn(ev.Local, ev.Remote)
 		l.conns[key] = c
 	}
 	c.lastNs = ev.Time
@@ -185,6 +195,39 @@ func (l *eventLoop) data(ev *events.Event) {
 	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
 }
 
+// newConn returns the state of a new connection, made from a closed one's
+// when there is one: behind clients that do not reuse connections, making
+// it all anew would cost allocations on every request.
+func (l *eventLoop) newConn(local, remote netip.AddrPort) *conn {
+	var c *conn
+	if n := len(l.spare); n > 0 {
+		c = l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		c.http.Reuse()
+		c.peerUnwatched = false
+		c.uses++
+	} else {
+		c = &conn{http: http1.NewConn()}
+	}
+	c.req.SetConnText(local, remote, l.ipText(local.Addr()), l.ipText(remote.Addr()))
+	return c
+}
+
+// ipText returns the text of addr, made once: the watched processes' own
+// addresses are few, and their peers come back.
+func (l *eventLoop) ipText(addr netip.Addr) string {
+	if s, ok := l.ipTexts[addr]; ok {
+		return s
+	}
+	if len(l.ipTexts) >= maxIPTexts {
+		clear(l.ipTexts)
+	}
+	s := addr.String()
+	l.ipTexts[addr] = s
+	return s
+}
+
 func (l *eventLoop) closeConn(key connKey, ts uint64) {
 	c := l.conns[key]
 	if c == nil {
@@ -197,6 +240,9 @@ func (l *eventLoop) closeConn(key connKey, ts uint64) {
 	// Client requests left waiting on this connection will not be read now.
 	l.linker.FlowClosed(correlate.Flow{Client: c.req.Local, Server: c.req.Remote})
 	l.linker.FlowClosed(correlate.Flow{Client: c.req.Remote, Server: c.req.Local})
+	if len(l.spare) < spareConns {
+		l.spare = append(l.spare, c) // nothing else holds c: spans copy what they need
+	}
 }
 
 func (l *eventLoop) exit(pid uint32, ts uint64) {
@@ -237,6 +283,7 @@ func (l *eventLoop) sweep(now uint64) {
 			l.closeConn(key, now)
 		}
 	}
+	l.linker.Compact()
 }
 
 // takeContext keeps the context the kernel chose for the request the event
@@ -319,7 +366,7 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 	req.Exchange = *x
 	if l.r.traces != nil {
 		if x.Role == http1.RoleServer && !l.cur.peerUnwatched && fromThisHost(req) && l.linker.Unlinked(id) {
-			l.parked = append(l.parked, parkedSpan{p: p, c: l.cur, req: *req, id: id, since: time.Now()})
+			l.parked = append(l.parked, parkedSpan{p: p, c: l.cur, uses: l.cur.uses, req: *req, id: id, since: time.Now()})
 		} else {
 			l.addSpan(p, req, id)
 		}
@@ -335,7 +382,9 @@ func (l *eventLoop) Done(x *http1.Exchange) {
 func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) {
 	if l.batchSpans == 0 {
 		l.batch = ptrace.NewTraces()
-		l.batchProcs = map[uint32]ptrace.SpanSlice{}
+		if l.batchProcs == nil {
+			l.batchProcs = map[uint32]ptrace.SpanSlice{}
+		}
 		l.batchSince = time.Now()
 	}
 	pid := uint32(p.Pid)
@@ -358,6 +407,7 @@ func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) 
 type parkedSpan struct {
 	p     *process
 	c     *conn
+	uses  uint64 // c.uses when parked
 	req   spans.Request
 	id    *correlate.Span
 	since time.Time
@@ -381,7 +431,9 @@ func (l *eventLoop) unpark(force bool) {
 		unlinked := l.linker.Unlinked(pk.id)
 		if force || !unlinked || now.Sub(pk.since) >= linkGrace {
 			if unlinked && !force {
-				pk.c.peerUnwatched = true
+				if pk.c.uses == pk.uses {
+					pk.c.peerUnwatched = true
+				}
 			}
 			l.addSpan(pk.p, &pk.req, pk.id)
 			continue
@@ -418,7 +470,7 @@ func (l *eventLoop) resolve() {
 func (l *eventLoop) observe(p *process, req *spans.Request) {
 	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
 	if k.Server {
-		k.Route = l.builder.Route(req.Target)
+		k.Route = l.builder.ServerRoute(req)
 		k.ServerPort = int(req.Local.Port())
 	} else {
 		k.ServerAddr = req.RemoteIP
@@ -433,7 +485,7 @@ func (l *eventLoop) observe(p *process, req *spans.Request) {
 		RequestBody:  req.RequestBodySize,
 		ResponseBody: req.ResponseBodySize,
 	}
-	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, pcommon.NewTimestampFromTime(time.Now()))
+	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, 0) // now, when a series starts
 }
 
 // flush hands the batch to the sender without waiting: a full queue means
@@ -452,7 +504,7 @@ func (l *eventLoop) flush() {
 		l.r.tb.ReceiverEbpfSpans.Add(context.Background(), int64(l.batchSpans), outcomeDropped)
 	}
 	l.batchSpans = 0
-	l.batchProcs = nil
+	clear(l.batchProcs) // the map is kept: a new one per batch is garbage
 }
 
 // commName is the command name the kernel sent, up to its NUL.

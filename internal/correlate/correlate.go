@@ -33,9 +33,11 @@ import (
 type Span struct {
 	spans.Identity
 
+	// The flags sit next to Identity's odd size: 160 bytes, not 176, are
+	// allocated for every request.
 	resolved       bool
-	parent         *Span
 	server         bool
+	parent         *Span
 	flow           Flow // client->server, for a server span still looking for its client
 	method, target string
 	traceparent    string
@@ -68,18 +70,26 @@ type inflight struct {
 const (
 	maxWaitingPerFlow = 16   // client requests waiting for their server on one connection
 	maxInflight       = 4096 // served requests remembered per process
+	// keepInflight is the room of a process's list kept once it empties:
+	// most processes serve a few requests at a time, and keeping the list
+	// saves an allocation per request; a burst's larger list is let go.
+	keepInflight = 64
 )
 
 // Linker holds what links spans across connections and processes. It is
 // used from one goroutine.
+//
+// The lists of both maps are kept when they empty, so that the next request
+// of a connection or a process appends without allocating; the entries go
+// when their connection closes or their process exits.
 type Linker struct {
-	waiting  map[Flow][]*Span       // client spans whose server has not read them yet
-	inflight map[uint32][]*inflight // per pid
+	waiting  map[Flow][]*Span      // client spans whose server has not read them yet
+	inflight map[uint32][]inflight // per pid
 }
 
 // New returns an empty Linker.
 func New() *Linker {
-	return &Linker{waiting: map[Flow][]*Span{}, inflight: map[uint32][]*inflight{}}
+	return &Linker{waiting: map[Flow][]*Span{}, inflight: map[uint32][]inflight{}}
 }
 
 // ServerStarted gives an identity to a request process pid read (on thread
@@ -93,7 +103,7 @@ func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, trace
 	s.parent = l.takeWaiting(s)
 	list := l.inflight[pid]
 	if len(list) < maxInflight {
-		l.inflight[pid] = append(list, &inflight{span: s, method: method, target: target, tid: tid})
+		l.inflight[pid] = append(list, inflight{span: s, method: method, target: target, tid: tid})
 	}
 	return s
 }
@@ -113,7 +123,9 @@ func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, trace
 	}
 	w := l.waiting[flow]
 	if len(w) >= maxWaitingPerFlow {
-		w = w[1:] // the oldest was never read by a watched server
+		// The oldest was never read by a watched server. Shifting, not
+		// reslicing, keeps the list's room for the appends to come.
+		w = w[:copy(w, w[1:])]
 	}
 	l.waiting[flow] = append(w, s)
 	return s
@@ -123,8 +135,8 @@ func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, trace
 // outgoing request belongs to.
 func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent string) *Span {
 	list := l.inflight[pid]
-	for _, in := range list { // oldest first: proxies forward in order
-		if !in.forwarded && in.method == method && in.target == target {
+	for i := range list { // oldest first: proxies forward in order
+		if in := &list[i]; !in.forwarded && in.method == method && in.target == target {
 			in.forwarded = true
 			return in.span
 		}
@@ -163,26 +175,27 @@ func (l *Linker) takeWaiting(server *Span) *Span {
 		return nil
 	}
 	s := w[i]
-	if rest := w[i+1:]; len(rest) > 0 {
-		l.waiting[server.flow] = rest
-	} else {
-		delete(l.waiting, server.flow)
-	}
+	n := copy(w, w[i+1:])
+	clear(w[n:]) // let the taken and the dropped spans go
+	l.waiting[server.flow] = w[:n]
 	return s
 }
 
 // ServerDone removes a served request from the candidate parents.
 func (l *Linker) ServerDone(pid uint32, s *Span) {
-	list := l.inflight[pid]
-	for i, in := range list {
-		if in.span == s {
+	list, ok := l.inflight[pid]
+	if !ok {
+		return
+	}
+	for i := range list {
+		if list[i].span == s {
 			copy(list[i:], list[i+1:])
-			list[len(list)-1] = nil
+			list[len(list)-1] = inflight{}
 			list = list[:len(list)-1]
 			break
 		}
 	}
-	if len(list) == 0 {
+	if len(list) == 0 && cap(list) > keepInflight {
 		delete(l.inflight, pid)
 	} else {
 		l.inflight[pid] = list
@@ -194,6 +207,21 @@ func (l *Linker) FlowClosed(flow Flow) { delete(l.waiting, flow) }
 
 // ProcessExited forgets what process pid was serving.
 func (l *Linker) ProcessExited(pid uint32) { delete(l.inflight, pid) }
+
+// Compact drops the empty lists kept for reuse. The loop calls it now and
+// then: a process whose exit event was lost would keep its list forever.
+func (l *Linker) Compact() {
+	for flow, w := range l.waiting {
+		if len(w) == 0 {
+			delete(l.waiting, flow)
+		}
+	}
+	for pid, list := range l.inflight {
+		if len(list) == 0 {
+			delete(l.inflight, pid)
+		}
+	}
+}
 
 // Size reports the entries held, for leak checks and self-telemetry.
 func (l *Linker) Size() (waiting, inflight int) {

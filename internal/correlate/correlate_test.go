@@ -157,3 +157,34 @@ func TestKernelContexts(t *testing.T) {
 	assert.Equal(t, sent.TraceID, back.TraceID)
 	assert.Equal(t, pcommon.SpanID{9}, back.SpanID)
 }
+
+// Lists kept for reuse hold nothing, and Compact drops them.
+func TestKeptListsHoldNothing(t *testing.T) {
+	l := New()
+	f := flow("127.0.0.1:1", "127.0.0.1:80")
+	c := l.ClientStarted(1, 1, f, "GET", "/", "", nil)
+	s := l.ServerStarted(2, 2, f, "GET", "/", "", nil)
+	l.ServerDone(2, s)
+	l.Resolve(s)
+	assert.Equal(t, c.SpanID, s.ParentID)
+	waiting, inflight := l.Size()
+	assert.Zero(t, waiting)
+	assert.Zero(t, inflight)
+	for _, w := range l.waiting {
+		assert.Empty(t, w[:cap(w)][0], "a taken span is not held")
+	}
+	l.Compact()
+	assert.Empty(t, l.waiting)
+	assert.Empty(t, l.inflight)
+}
+
+// A process serving a request at a time appends into the list it kept.
+func TestServeWithoutAllocating(t *testing.T) {
+	l := New()
+	f := flow("127.0.0.1:1", "127.0.0.1:80")
+	l.ServerDone(2, l.ServerStarted(2, 2, f, "GET", "/", "", nil))
+	allocs := testing.AllocsPerRun(100, func() {
+		l.ServerDone(2, l.ServerStarted(2, 2, f, "GET", "/", "", nil))
+	})
+	assert.Equal(t, 1.0, allocs, "only the span itself")
+}

@@ -133,6 +133,14 @@ func NewConn() *Conn {
 	return c
 }
 
+// Reuse readies a closed Conn for another connection, as if it were new,
+// except that it keeps what saves allocations: the room of its buffers and
+// the last target and Host, which the next connection often repeats.
+func (c *Conn) Reuse() {
+	c.stats = Stats{}
+	c.guesses = 0
+}
+
 // Stats returns what the connection discarded so far.
 func (c *Conn) Stats() Stats { return c.stats }
 

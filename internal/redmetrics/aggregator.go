@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -92,7 +93,10 @@ func New(maxSeries int) *Aggregator {
 }
 
 // Record adds one observation for process pid. fill describes the process's
-// resource; it is kept from the first call for pid.
+// resource; it is kept from the first call for pid. now starts the series
+// when the observation is its first; zero stands for the current time,
+// read only then, since reading the clock for every request costs more
+// than the rest of recording it.
 func (a *Aggregator) Record(pid uint32, fill func(pcommon.Map), k Key, o Observation, now pcommon.Timestamp) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -106,6 +110,9 @@ func (a *Aggregator) Record(pid uint32, fill func(pcommon.Map), k Key, o Observa
 		if a.nSeries >= a.maxSeries {
 			a.overflow++
 			return
+		}
+		if now == 0 {
+			now = pcommon.NewTimestampFromTime(time.Now())
 		}
 		s = &series{start: now, duration: newHistogram(DurationBounds),
 			reqBody: newHistogram(SizeBounds), respBody: newHistogram(SizeBounds)}

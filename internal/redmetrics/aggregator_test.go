@@ -2,6 +2,7 @@ package redmetrics
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,4 +85,19 @@ func TestSeriesLimit(t *testing.T) {
 	}
 	assert.Equal(t, uint64(3), a.Overflow())
 	assert.Equal(t, 2, metricNamed(t, a.Collect("s", 2), "http.server.request.duration").Histogram().DataPoints().Len())
+}
+
+// A zero now starts a new series at the current time, and does not move
+// the start of a series already started.
+func TestRecordZeroNowIsTheClock(t *testing.T) {
+	a := New(10)
+	k := Key{Server: true, Method: "GET", Status: 200, Route: "/", Version: "1.1", ServerPort: 80}
+	before := pcommon.NewTimestampFromTime(time.Now())
+	a.Record(1, fillPid(1), k, Observation{Duration: 0.1}, 0)
+	after := pcommon.NewTimestampFromTime(time.Now())
+	a.Record(1, fillPid(1), k, Observation{Duration: 0.1}, 0)
+	dp := metricNamed(t, a.Collect("scope", after), "http.server.request.duration").Histogram().DataPoints().At(0)
+	assert.Equal(t, uint64(2), dp.Count())
+	assert.GreaterOrEqual(t, dp.StartTimestamp(), before)
+	assert.LessOrEqual(t, dp.StartTimestamp(), after)
 }

@@ -23,12 +23,34 @@ type Request struct {
 	// caller sets them once per connection, since formatting them for every
 	// span would cost an allocation each; empty ones are formatted here.
 	LocalIP, RemoteIP string
+
+	names names // of the connection's last request, kept by Builder
+}
+
+// names are what Builder makes from a request's target that costs an
+// allocation: a route the heuristic rewrote, a span name, a url.full.
+// Requests on a keep-alive connection repeat their targets (the parser then
+// hands over the very same string), so they are made once per target.
+type names struct {
+	target      string // what the others were made from
+	method      string // name's
+	host        string // the Host header full was made with
+	route, name string // of a server request; "" until made
+	full        string // url.full of a client request; "" until made
 }
 
 // SetConn records the connection of the requests to come.
 func (r *Request) SetConn(local, remote netip.AddrPort) {
+	r.SetConnText(local, remote, local.Addr().String(), remote.Addr().String())
+}
+
+// SetConnText is SetConn for a caller that has the addresses' text already.
+func (r *Request) SetConnText(local, remote netip.AddrPort, localIP, remoteIP string) {
 	r.Local, r.Remote = local, remote
-	r.LocalIP, r.RemoteIP = local.Addr().String(), remote.Addr().String()
+	r.LocalIP, r.RemoteIP = localIP, remoteIP
+	// url.full holds the server's address; a route and a span name hold
+	// nothing of the connection, and serve a reused Request on.
+	r.names.host, r.names.full = "", ""
 }
 
 func ipText(cached string, ap netip.AddrPort) string {
@@ -56,15 +78,42 @@ type Builder struct {
 	Clock       Clock
 }
 
-// knownMethods are the methods the conventions name; others become _OTHER.
-var knownMethods = map[string]bool{
-	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
-	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true, "QUERY": true,
+// knownMethod reports whether the conventions name method; others become
+// _OTHER. A switch, unlike a map, does not hash the method on every span.
+func knownMethod(method string) bool {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY":
+		return true
+	}
+	return false
 }
 
 // Route is the http.route of a request target.
 func (b *Builder) Route(target string) string {
 	return b.Router.Route(Path(target))
+}
+
+// ServerRoute is the http.route of a server request, made once for the
+// requests of a connection that repeat a target.
+func (b *Builder) ServerRoute(req *Request) string {
+	n := &req.names
+	if n.target != req.Target {
+		*n = names{target: req.Target}
+	}
+	if n.route == "" { // a route is never empty
+		n.route = b.Route(req.Target)
+	}
+	return n.route
+}
+
+// serverName is the span name of a server request, cached as its route is.
+func (b *Builder) serverName(req *Request) string {
+	route := b.ServerRoute(req)
+	n := &req.names
+	if n.name == "" || n.method != req.Method {
+		n.method, n.name = req.Method, spanName(req.Method, route)
+	}
+	return n.name
 }
 
 // Path is the path of a request target: the query is cut, and an
@@ -93,16 +142,20 @@ type Identity struct {
 }
 
 // Fill writes req into span: ids, name, kind, times, attributes, status.
+// It keeps the route and name it made in req, for the next request of the
+// connection.
 func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
-	route := ""
+	route, name := "", ""
 	if req.Role == http1.RoleServer {
-		route = b.Route(req.Target)
+		route, name = b.ServerRoute(req), b.serverName(req)
+	} else {
+		name = spanName(req.Method, "") // a constant, or the method itself
 	}
 	span.SetTraceID(id.TraceID)
 	span.SetSpanID(id.SpanID)
 	span.SetParentSpanID(id.ParentID)
 	span.SetFlags(uint32(id.Flags))
-	span.SetName(spanName(req.Method, route))
+	span.SetName(name)
 	span.SetStartTimestamp(b.Clock.Time(req.RequestStart))
 	end := req.ResponseEnd
 	if end == 0 {
@@ -119,7 +172,7 @@ func (b *Builder) Fill(span ptrace.Span, req *Request, id *Identity) {
 }
 
 func spanName(method, route string) string {
-	if !knownMethods[method] {
+	if !knownMethod(method) {
 		method = "HTTP"
 	}
 	if route == "" {
@@ -129,8 +182,10 @@ func spanName(method, route string) string {
 }
 
 func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
-	attrs.EnsureCapacity(14)
-	if knownMethods[req.Method] {
+	// The exact count: a slice grown past its capacity is copied whole,
+	// and one sized too large wastes what every span of a batch keeps.
+	attrs.EnsureCapacity(b.attributeCount(req))
+	if knownMethod(req.Method) {
 		attrs.PutStr("http.request.method", req.Method)
 	} else {
 		attrs.PutStr("http.request.method", "_OTHER")
@@ -148,8 +203,8 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 		putHostPort(attrs, req.Host, req.Local, req.LocalIP)
 		putAddr(attrs, "client.address", "client.port", req.Remote, req.RemoteIP)
 	} else {
-		host := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
-		attrs.PutStr("url.full", "http://"+host+path)
+		host, port := putHostPort(attrs, req.Host, req.Remote, req.RemoteIP)
+		attrs.PutStr("url.full", urlFull(req, host, port, path))
 	}
 	if b.RecordQuery {
 		if i := strings.IndexByte(req.Target, '?'); i >= 0 {
@@ -166,10 +221,46 @@ func (b *Builder) attributes(attrs pcommon.Map, req *Request, route string) {
 	}
 }
 
+// attributeCount is the number of attributes attributes puts for req.
+func (b *Builder) attributeCount(req *Request) int {
+	n := 5 // method, protocol version, scheme, server.address, server.port
+	if !knownMethod(req.Method) {
+		n++ // http.request.method_original
+	}
+	if req.Status != 0 {
+		n++
+	}
+	if req.Role == http1.RoleServer {
+		n += 2 // http.route, url.path
+		if req.Remote.IsValid() {
+			n += 2 // client.address, client.port
+		}
+	} else {
+		n++ // url.full
+	}
+	if b.RecordQuery && strings.IndexByte(req.Target, '?') >= 0 {
+		n++
+	}
+	if req.Remote.IsValid() {
+		n += 2 // network.peer.*
+	}
+	if req.Local.IsValid() {
+		n += 2 // network.local.*
+	}
+	if req.RequestBodySize > 0 {
+		n++
+	}
+	if req.ResponseBodySize > 0 {
+		n++
+	}
+	return n
+}
+
 // putHostPort sets server.address and server.port from the Host header when
 // there is one, else from the server's end of the connection, and returns
-// the authority ("host:port") it used.
-func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, serverIP string) string {
+// them. Only client spans need them joined (url.full), so the joining, which
+// allocates, is left to the caller.
+func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, serverIP string) (string, int) {
 	host, port := splitHost(hostHeader)
 	if host == "" {
 		host, port = ipText(serverIP, server), int(server.Port())
@@ -179,7 +270,20 @@ func putHostPort(attrs pcommon.Map, hostHeader string, server netip.AddrPort, se
 	}
 	attrs.PutStr("server.address", host)
 	attrs.PutInt("server.port", int64(port))
-	return hostPort(host, port)
+	return host, port
+}
+
+// urlFull is the url.full of a client request, made once for the requests
+// of a connection that repeat a target and a Host header.
+func urlFull(req *Request, host string, port int, path string) string {
+	n := &req.names
+	if n.target != req.Target || n.host != req.Host {
+		*n = names{target: req.Target, host: req.Host}
+	}
+	if n.full == "" {
+		n.full = "http://" + hostPort(host, port) + path
+	}
+	return n.full
 }
 
 func hostPort(host string, port int) string {

@@ -159,3 +159,94 @@ func TestTextLine(t *testing.T) {
 	assert.Equal(t, "1970-01-01 00:00:00.000000 (1.5µs) HTTPClient - POST /orders [127.0.0.1:40000]->[127.0.0.2:9000] size:12B svc=[shop-client] "+
 		"traceparent=[00-0a000000000000000000000000000000-0d00000000000000[0000000000000000]-00]", TextLine(client, "shop-client"))
 }
+
+// attributes sizes the map with attributeCount: a count that is too small
+// costs a copy of every attribute, so it must match what is put.
+func TestAttributeCountMatches(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("[::1]:50000")
+	for _, role := range []http1.Role{http1.RoleServer, http1.RoleClient} {
+		for _, method := range []string{"GET", "BREW"} {
+			for _, status := range []int{0, 200} {
+				for _, size := range []int64{0, 7} {
+					for _, withConn := range []bool{true, false} {
+						for _, recordQuery := range []bool{true, false} {
+							b := Builder{Router: router, RecordQuery: recordQuery}
+							req := &Request{Exchange: http1.Exchange{Role: role, Method: method, Target: "/a/1?q", Version: "1.1",
+								Status: status, RequestBodySize: size, ResponseBodySize: size}}
+							if withConn {
+								req.SetConn(local, remote)
+							}
+							s := ptrace.NewSpan()
+							b.Fill(s, req, &Identity{})
+							assert.Equal(t, s.Attributes().Len(), b.attributeCount(req), "%+v", req)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// The route and name kept in a Request follow its target and method.
+func TestNamesFollowTheRequest(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	b := Builder{Router: router}
+	req := &Request{}
+	for _, c := range []struct{ method, target, name string }{
+		{"GET", "/users/42", "GET /users/*"},
+		{"GET", "/users/42", "GET /users/*"},
+		{"POST", "/users/42", "POST /users/*"},
+		{"POST", "/orders?id=1", "POST /orders"},
+		{"BREW", "/orders?id=1", "HTTP /orders"},
+		{"GET", "", "GET /"},
+	} {
+		req.Exchange = http1.Exchange{Role: http1.RoleServer, Method: c.method, Target: c.target}
+		s := ptrace.NewSpan()
+		b.Fill(s, req, &Identity{})
+		assert.Equal(t, c.name, s.Name(), c.target)
+		route, _ := s.Attributes().Get("http.route")
+		assert.Equal(t, b.Route(c.target), route.Str())
+		assert.Equal(t, b.Route(c.target), b.ServerRoute(req))
+	}
+	req.SetConn(netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80"))
+	for _, c := range []struct{ host, target, full string }{
+		{"", "/a?x", "http://10.0.0.2:80/a"},
+		{"", "/a?x", "http://10.0.0.2:80/a"},
+		{"shop:9000", "/a?x", "http://shop:9000/a"},
+		{"shop:9000", "/b", "http://shop:9000/b"},
+		{"[::1]", "/b", "http://[::1]:80/b"},
+		{"", "/b", "http://10.0.0.2:80/b"},
+	} {
+		req.Exchange = http1.Exchange{Role: http1.RoleClient, Method: "GET", Target: c.target, Host: c.host}
+		s := ptrace.NewSpan()
+		b.Fill(s, req, &Identity{})
+		full, _ := s.Attributes().Get("url.full")
+		assert.Equal(t, c.full, full.Str(), "%s %s", c.host, c.target)
+	}
+	// A server request after a client one on the same Request.
+	req.Exchange = http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: "/b"}
+	s := ptrace.NewSpan()
+	b.Fill(s, req, &Identity{})
+	assert.Equal(t, "GET /b", s.Name())
+}
+
+// A connection repeating a target makes its route and name once.
+func TestRepeatedTargetDoesNotAllocate(t *testing.T) {
+	router, _ := routes.New(nil, "")
+	b := Builder{Router: router}
+	target := "/users/42"
+	req := &Request{Exchange: http1.Exchange{Role: http1.RoleServer, Method: "GET", Target: target}}
+	allocs := testing.AllocsPerRun(100, func() {
+		req.Target = target
+		b.serverName(req)
+		b.ServerRoute(req)
+	})
+	assert.Zero(t, allocs)
+
+	req.Role, req.Host = http1.RoleClient, "shop:9000"
+	allocs = testing.AllocsPerRun(100, func() {
+		urlFull(req, "shop", 9000, "/users/42")
+	})
+	assert.Zero(t, allocs)
+}
