@@ -54,7 +54,6 @@ const (
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
 	propagateMapProcessServing     = "process_serving"
-	propagateMapServing            = "serving"
 	propagateProgInsertTraceparent = "insert_traceparent"
 	propagateProgTrackClients      = "track_clients"
 )
@@ -115,7 +114,6 @@ type propagateMapSpecs struct {
 	Pids           *ebpf.MapSpec `ebpf:"pids"`
 	Plans          *ebpf.MapSpec `ebpf:"plans"`
 	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
-	Serving        *ebpf.MapSpec `ebpf:"serving"`
 }
 
 // propagateVariableSpecs contains global variables before they are loaded into the kernel.
@@ -150,7 +148,6 @@ type propagateMaps struct {
 	Pids           *ebpf.Map `ebpf:"pids"`
 	Plans          *ebpf.Map `ebpf:"plans"`
 	ProcessServing *ebpf.Map `ebpf:"process_serving"`
-	Serving        *ebpf.Map `ebpf:"serving"`
 }
 
 func (m *propagateMaps) Close() error {
@@ -161,7 +158,6 @@ func (m *propagateMaps) Close() error {
 		m.Pids,
 		m.Plans,
 		m.ProcessServing,
-		m.Serving,
 	)
 }
 

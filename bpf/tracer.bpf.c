@@ -511,10 +511,9 @@ static __always_inline bool traceparent_line(struct event *e, __u32 start)
 	return got == want && got_rest == rest;
 }
 
-static long scan_step(__u64 index, void *arg)
+/* scan_byte looks at byte i; it returns 1 when the scan is over. */
+static __always_inline long scan_byte(struct head_scan *s, __u32 i)
 {
-	struct head_scan *s = arg;
-	__u32 i = index;
 	if (i >= s->n)
 		return 1;
 	struct event *e = s->e;
@@ -548,9 +547,22 @@ static long scan_step(__u64 index, void *arg)
 	return 0;
 }
 
-/* scan_head reports whether e->data begins with a request line. */
+/* A byte per bpf_loop step: more per step multiplies the states the
+ * verifier must walk past its limit. */
+static long scan_step(__u64 index, void *arg)
+{
+	return scan_byte(arg, index);
+}
+
+/* scan_head reports whether e->data begins with a request line. A response
+ * ("HTTP/...") or anything not starting with a capital is turned down
+ * before the scan. */
 static __always_inline bool scan_head(struct event *e, struct head_scan *s)
 {
+	__u8 c = at(e, 0);
+	if (e->cap_len < 2 || c < 'A' || c > 'Z' ||
+	    (c == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/'))
+		return false;
 	s->e = e;
 	s->line_hash = FNV_OFFSET;
 	s->n = e->cap_len < CAPTURE_MAX ? e->cap_len : CAPTURE_MAX;
@@ -613,6 +625,53 @@ static __always_inline void random_id(__u8 *b, int n)
 	b[0] |= 1; /* an all-zero id is invalid */
 }
 
+/* The request a thread is serving, so the calls it makes while serving
+ * join that trace: in the thread's task storage (5.12+), else by thread id
+ * in an LRU hash. A zero ts marks none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct trace_ctx);
+} serving SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct trace_ctx);
+} serving_by_tid SEC(".maps");
+
+static __always_inline void serving_set(__u64 pid_tgid, struct trace_ctx *c)
+{
+	if (!modern) {
+		bpf_map_update_elem(&serving_by_tid, &pid_tgid, c, BPF_ANY);
+		return;
+	}
+	struct trace_ctx *t = bpf_task_storage_get(&serving, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (t)
+		*t = *c;
+}
+
+static __always_inline struct trace_ctx *serving_get(__u64 pid_tgid)
+{
+	if (!modern)
+		return bpf_map_lookup_elem(&serving_by_tid, &pid_tgid);
+	struct trace_ctx *t = bpf_task_storage_get(&serving, bpf_get_current_task_btf(), 0, 0);
+	return t && t->ts ? t : 0;
+}
+
+static __always_inline void serving_end(__u64 pid_tgid)
+{
+	if (!modern) {
+		bpf_map_delete_elem(&serving_by_tid, &pid_tgid);
+		return;
+	}
+	struct trace_ctx *t = bpf_task_storage_get(&serving, bpf_get_current_task_btf(), 0, 0);
+	if (t)
+		t->ts = 0;
+}
+
 /* serve_in_process counts a request the process began serving. A count
  * whose latest request is stale is restarted: requests that never got a
  * response (reset connections) must not disable the rule for good. */
@@ -645,8 +704,10 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	}
 	random_id(c.span_id, 8);
 	c.ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&serving, &pid_tgid, &c, BPF_ANY);
+	serving_set(pid_tgid, &c);
 	serve_in_process(pid_tgid >> 32, &c);
+	/* Any request may be forwarded: a proxy reads many before it writes
+	 * its first, so waiting to learn it forwards would miss those. */
 	struct forward_key fk = {.tgid = pid_tgid >> 32, .line_hash = s.line_hash};
 	bpf_map_update_elem(&forwardable, &fk, &c, BPF_ANY);
 	__builtin_memcpy(e->trace_id, c.trace_id, 16);
@@ -684,11 +745,9 @@ static __always_inline void write_line(struct plan *p)
 
 /* A response written ends what the thread was serving, and one of the
  * process's requests. */
-static __always_inline void end_serving(__u64 pid_tgid, struct event *e)
+static __always_inline void end_serving(__u64 pid_tgid)
 {
-	if (e->cap_len < 5 || at(e, 0) != 'H' || at(e, 1) != 'T' || at(e, 2) != 'T' || at(e, 3) != 'P' || at(e, 4) != '/')
-		return;
-	bpf_map_delete_elem(&serving, &pid_tgid);
+	serving_end(pid_tgid);
 	__u32 tgid = pid_tgid >> 32;
 	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
 	if (ps && ps->open > 0)
@@ -717,12 +776,23 @@ static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now
 		*found = ps->latest;
 		return true;
 	}
-	c = bpf_map_lookup_elem(&serving, &pid_tgid);
+	c = serving_get(pid_tgid);
 	if (c && now - c->ts < SERVING_MAX_NS) {
 		*found = *c;
 		return true;
 	}
 	return false;
+}
+
+/* capture_out copies up to max bytes of what a write is about to send: buf
+ * and count are a buffer and its length, or an iovec array and its count. */
+static __always_inline void capture_out(struct event *e, __u32 op, __u64 buf, __u64 count_, __u32 max)
+{
+	e->cap_len = 0;
+	if (op == OP_WRITE)
+		capture_buf(e, buf, count_ < max ? count_ : max);
+	else
+		capture_iov(e, buf, count_, max);
 }
 
 /* plan_injection looks at what a write is about to send and, when it begins
@@ -734,25 +804,30 @@ static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, 
 	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
-	e->cap_len = 0;
 	e->tail_len = 0;
-	if (op == OP_WRITE) {
-		capture_buf(e, buf, count_ < CAPTURE_MAX ? count_ : CAPTURE_MAX);
-	} else if (op == OP_WRITEV) {
-		capture_iov(e, buf, count_, CAPTURE_MAX);
-	} else {
+	if (op == OP_SENDMSG) {
 		struct user_msghdr msg;
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) != 0)
 			return;
-		capture_iov(e, (__u64)msg.msg_iov, msg.msg_iovlen, CAPTURE_MAX);
+		buf = (__u64)msg.msg_iov;
+		count_ = msg.msg_iovlen;
 	}
-	struct head_scan s = {};
-	if (!scan_head(e, &s)) {
+	/* The first bytes tell a response or anything else from a request:
+	 * only a request's head is copied whole. */
+	capture_out(e, op, buf, count_, 8);
+	__u8 c = at(e, 0);
+	if (e->cap_len < 5 || c < 'A' || c > 'Z')
+		return;
+	if (c == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/') {
 		/* At sys_enter, not exit: on loopback the peer may read the
 		 * response and send its next request before this write returns. */
-		end_serving(pid_tgid, e);
+		end_serving(pid_tgid);
 		return;
 	}
+	capture_out(e, op, buf, count_, CAPTURE_MAX);
+	struct head_scan s = {};
+	if (!scan_head(e, &s))
+		return;
 	if (s.traceparent)
 		return;
 	struct plan *p = bpf_map_lookup_elem(&scratch_plan, &zero);
@@ -964,8 +1039,8 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (propagate) /* any thread: what it served goes with it */
-		bpf_map_delete_elem(&serving, &pid_tgid);
+	if (propagate && !modern) /* any thread: what it served goes with it */
+		bpf_map_delete_elem(&serving_by_tid, &pid_tgid);
 	/* Only the thread group leader's exit ends the process for us. */
 	if ((__u32)pid_tgid != tgid || !selected(tgid))
 		return 0;

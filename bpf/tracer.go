@@ -147,11 +147,14 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 	}
 	spec.Maps["pids"].MaxEntries = words
 	modern := !opts.compat && modernKernel()
-	if modern {
-		spec.Maps["inflight_by_tid"].MaxEntries = 1 // unused
-	} else {
+	for storage, byTid := range map[string]string{"inflight": "inflight_by_tid", "serving": "serving_by_tid"} {
+		if modern {
+			spec.Maps[byTid].MaxEntries = 1 // unused
+			continue
+		}
 		// Task storage maps cannot be created here: an unused array instead.
-		spec.Maps["inflight"].Type, spec.Maps["inflight"].Flags, spec.Maps["inflight"].MaxEntries = ebpf.Array, 0, 1
+		m := spec.Maps[storage]
+		m.Type, m.Flags, m.MaxEntries = ebpf.Array, 0, 1
 	}
 	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8),
 		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern)}
@@ -293,18 +296,23 @@ type TrackingMap struct {
 }
 
 // TrackingMaps lists the hash maps whose size says whether something
-// leaks, with propagation on: plans (writes from entry to exit), serving
-// and process_serving (requests being served, per thread and per process)
-// and forwardable (served requests a proxy may forward; an LRU bounded by
-// its capacity). The syscall arguments from entry to exit live in each
-// thread's own storage, freed with the thread: they cannot leak, and the
-// kernel cannot list them.
+// leaks, with propagation on: plans (writes from entry to exit),
+// process_serving (requests being served per process) and forwardable
+// (served requests a proxy may forward; an LRU bounded by its capacity).
+// What lives in a thread's task storage (syscall arguments from entry to
+// exit; the request a thread serves) is freed with the thread: it cannot
+// leak, and the kernel cannot list it. Before 5.12 the latter is the
+// serving map, listed too.
 func (t *Tracer) TrackingMaps() []TrackingMap {
 	if t.prop == nil {
 		return nil
 	}
-	return []TrackingMap{{"plans", t.objs.Plans}, {"serving", t.objs.Serving},
-		{"process_serving", t.objs.ProcessServing}, {"forwardable", t.objs.Forwardable}}
+	maps := []TrackingMap{{"plans", t.objs.Plans}, {"process_serving", t.objs.ProcessServing},
+		{"forwardable", t.objs.Forwardable}}
+	if t.objs.ServingByTid.MaxEntries() > 1 {
+		maps = append(maps, TrackingMap{"serving", t.objs.ServingByTid})
+	}
+	return maps
 }
 
 // Entries counts the map's entries.

@@ -96,6 +96,7 @@ const (
 	tracerMapScratch        = "scratch"
 	tracerMapScratchPlan    = "scratch_plan"
 	tracerMapServing        = "serving"
+	tracerMapServingByTid   = "serving_by_tid"
 	tracerProgOnProcessExit = "on_process_exit"
 	tracerProgOnSysEnter    = "on_sys_enter"
 	tracerProgOnSysExit     = "on_sys_exit"
@@ -181,6 +182,7 @@ type tracerMapSpecs struct {
 	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
 	ScratchPlan    *ebpf.MapSpec `ebpf:"scratch_plan"`
 	Serving        *ebpf.MapSpec `ebpf:"serving"`
+	ServingByTid   *ebpf.MapSpec `ebpf:"serving_by_tid"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -238,6 +240,7 @@ type tracerMaps struct {
 	Scratch        *ebpf.Map `ebpf:"scratch"`
 	ScratchPlan    *ebpf.Map `ebpf:"scratch_plan"`
 	Serving        *ebpf.Map `ebpf:"serving"`
+	ServingByTid   *ebpf.Map `ebpf:"serving_by_tid"`
 }
 
 func (m *tracerMaps) Close() error {
@@ -256,6 +259,7 @@ func (m *tracerMaps) Close() error {
 		m.Scratch,
 		m.ScratchPlan,
 		m.Serving,
+		m.ServingByTid,
 	)
 }
 

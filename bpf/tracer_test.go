@@ -60,9 +60,10 @@ func TestCompatPathsReportTraffic(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	go echoHead(t, ln)
-	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 20, compat: true})
+	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 20, compat: true, Propagate: true})
 	require.NoError(t, err)
 	defer tr.Close()
+	require.NoError(t, tr.PropagationErr)
 	require.NoError(t, tr.Select(uint32(os.Getpid())))
 	c, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
@@ -81,4 +82,9 @@ func TestCompatPathsReportTraffic(t *testing.T) {
 	// client write, server read, server writes (head and body), client read
 	require.Subset(t, kinds, []uint8{EventWrite, EventRead})
 	require.GreaterOrEqual(t, len(kinds), 4, "%v", kinds)
+	names := map[string]bool{}
+	for _, m := range tr.TrackingMaps() {
+		names[m.Name] = true
+	}
+	require.True(t, names["serving"], "before 5.12 the served requests are in a hash map, listed")
 }

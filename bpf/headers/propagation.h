@@ -38,15 +38,6 @@ struct plan {
 	char line[TRACEPARENT_LINE_LEN + 2];
 };
 
-/* Requests a thread is serving: pid_tgid -> the server span's context, so
- * the calls it makes while serving join that trace. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct trace_ctx);
-} serving SEC(".maps");
-
 /* What a process serves: how many requests (read, not yet answered) and the
  * latest one's context. A call written by a thread that serves nothing
  * (Go writes requests from a goroutine of the HTTP client) belongs to the
