@@ -58,6 +58,19 @@ func itoa(n int) string {
 	return string(b)
 }
 
+// loadSelectingSelf loads the programs with propagation working and
+// selects this process; they are closed when the test ends.
+func loadSelectingSelf(t *testing.T, opts Options) *Tracer {
+	t.Helper()
+	opts.SelfTgid, opts.RingBufferSize = uint32(os.Getpid()), 1<<20
+	tr, err := Load(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { tr.Close() })
+	require.NoError(t, tr.PropagationErr)
+	require.NoError(t, tr.Select(uint32(os.Getpid())))
+	return tr
+}
+
 // header decodes the fixed part of a ring buffer record.
 func header(raw []byte) Event {
 	var ev Event
@@ -96,11 +109,7 @@ func TestTraceparentInserted(t *testing.T) {
 	require.NoError(t, err)
 	defer early.Close()
 
-	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 20, Propagate: true})
-	require.NoError(t, err)
-	defer tr.Close()
-	require.NoError(t, tr.PropagationErr)
-	require.NoError(t, tr.Select(uint32(os.Getpid())))
+	tr := loadSelectingSelf(t, Options{Propagate: true})
 
 	c, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
