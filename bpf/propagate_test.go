@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -139,6 +140,11 @@ func TestTraceparentInserted(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		pipelined = append(pipelined, string(body))
 	}
+	// A head longer than the 4 KiB the tracer looks at: left as it is.
+	long := roundTrip(c, r, "GET /long HTTP/1.1\r\nHost: shop\r\nX-Pad: "+strings.Repeat("p", 5000)+"\r\n\r\n")
+	// A body beyond a page: the line goes into the head, the body intact.
+	body := strings.Repeat("b", 10000)
+	big := roundTrip(c, r, "POST /big HTTP/1.1\r\nHost: shop\r\nContent-Length: 10000\r\n\r\n"+body)
 	plain := roundTrip(early, bufio.NewReader(early), "GET /early HTTP/1.1\r\nHost: shop\r\n\r\n")
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	var writes, served []Event
@@ -158,7 +164,7 @@ func TestTraceparentInserted(t *testing.T) {
 			injected = append(injected, ev)
 		}
 	}
-	require.Len(t, injected, 2, "the POST and the first pipelined request")
+	require.Len(t, injected, 3, "the POST, the first pipelined request and the big POST")
 	tp := func(ev Event) string {
 		return "00-" + hex.EncodeToString(ev.TraceId[:]) + "-" + hex.EncodeToString(ev.SpanId[:]) + "-01"
 	}
@@ -169,21 +175,24 @@ func TestTraceparentInserted(t *testing.T) {
 	require.Equal(t, "GET /p1 HTTP/1.1\r\nTraceparent: "+tp(injected[1])+"\r\nHost: shop\r\nbody=", pipelined[0])
 	require.Equal(t, "GET /p2 HTTP/1.1\r\nHost: shop\r\nbody=", pipelined[1])
 	require.Equal(t, "GET /early HTTP/1.1\r\nHost: shop\r\nbody=", plain)
+	require.Equal(t, "GET /long HTTP/1.1\r\nHost: shop\r\nbody=", long)
+	require.Equal(t, "POST /big HTTP/1.1\r\nTraceparent: "+tp(injected[2])+"\r\nHost: shop\r\nContent-Length: 10000\r\nbody="+body, big)
 	notInjected := 0
 	for _, ev := range writes {
 		if ev.Flags&EventFlagNotInjected != 0 {
 			notInjected++
 		}
 	}
-	require.Equal(t, 1, notInjected, "only the request on the connection opened before the programs")
+	require.Equal(t, 2, notInjected, "the long head and the request on the connection opened before the programs")
 
 	// The server's reads got their context from the header: the server span
 	// continues the client span's trace, as its child.
-	require.Len(t, served, 4, "/orders, /own, /p1+/p2 in one read, /early")
+	require.Len(t, served, 6, "/orders, /own, /p1+/p2 in one read, /long, /big, /early")
 	require.Equal(t, injected[0].TraceId, served[0].TraceId)
 	require.Equal(t, injected[0].SpanId, served[0].ParentId)
 	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", hex.EncodeToString(served[1].TraceId[:]))
 	require.Equal(t, "b7ad6b7169203331", hex.EncodeToString(served[1].ParentId[:]))
-	require.Equal(t, [8]uint8{}, served[3].ParentId, "no header: a new trace")
-	require.NotEqual(t, [16]uint8{}, served[3].TraceId)
+	require.Equal(t, [8]uint8{}, served[5].ParentId, "no header: a new trace")
+	require.NotEqual(t, [16]uint8{}, served[5].TraceId)
+	require.Equal(t, injected[2].SpanId, served[4].ParentId)
 }
