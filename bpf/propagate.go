@@ -76,8 +76,8 @@ func cgroup2Root(mountinfo string) (string, error) {
 	for s.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
 		fields := strings.Fields(s.Text())
-		for i, f := range fields {
-			if f == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
+		for i, field := range fields {
+			if field == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
 				return fields[4], nil
 			}
 		}

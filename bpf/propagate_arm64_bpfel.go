@@ -13,35 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type propagateForwardKey struct {
-	_        structs.HostLayout
-	Tgid     uint32
-	Pad      uint32
-	LineHash uint64
-}
-
 type propagatePlan struct {
-	_      structs.HostLayout
-	Ctx    propagateTraceCtx
+	_   structs.HostLayout
+	Ctx struct {
+		_        structs.HostLayout
+		TraceId  [16]uint8
+		SpanId   [8]uint8
+		ParentId [8]uint8
+		Ts       uint64
+		Flags    uint8
+		Pad      [7]uint8
+	}
 	Offset uint32
 	State  uint32
 	Line   [72]int8
-}
-
-type propagateProcessServing struct {
-	_      structs.HostLayout
-	Latest propagateTraceCtx
-	Open   int64
-}
-
-type propagateTraceCtx struct {
-	_        structs.HostLayout
-	TraceId  [16]uint8
-	SpanId   [8]uint8
-	ParentId [8]uint8
-	Ts       uint64
-	Flags    uint8
-	Pad      [7]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -50,10 +35,8 @@ type propagateTraceCtx struct {
 const (
 	propagateMapClients            = "clients"
 	propagateMapConnecting         = "connecting"
-	propagateMapForwardable        = "forwardable"
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
-	propagateMapProcessServing     = "process_serving"
 	propagateProgInsertTraceparent = "insert_traceparent"
 	propagateProgTrackClients      = "track_clients"
 )
@@ -108,12 +91,10 @@ type propagateProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type propagateMapSpecs struct {
-	Clients        *ebpf.MapSpec `ebpf:"clients"`
-	Connecting     *ebpf.MapSpec `ebpf:"connecting"`
-	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
-	Pids           *ebpf.MapSpec `ebpf:"pids"`
-	Plans          *ebpf.MapSpec `ebpf:"plans"`
-	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
+	Clients    *ebpf.MapSpec `ebpf:"clients"`
+	Connecting *ebpf.MapSpec `ebpf:"connecting"`
+	Pids       *ebpf.MapSpec `ebpf:"pids"`
+	Plans      *ebpf.MapSpec `ebpf:"plans"`
 }
 
 // propagateVariableSpecs contains global variables before they are loaded into the kernel.
@@ -142,22 +123,18 @@ func (o *propagateObjects) Close() error {
 //
 // It can be passed to loadPropagateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type propagateMaps struct {
-	Clients        *ebpf.Map `ebpf:"clients"`
-	Connecting     *ebpf.Map `ebpf:"connecting"`
-	Forwardable    *ebpf.Map `ebpf:"forwardable"`
-	Pids           *ebpf.Map `ebpf:"pids"`
-	Plans          *ebpf.Map `ebpf:"plans"`
-	ProcessServing *ebpf.Map `ebpf:"process_serving"`
+	Clients    *ebpf.Map `ebpf:"clients"`
+	Connecting *ebpf.Map `ebpf:"connecting"`
+	Pids       *ebpf.Map `ebpf:"pids"`
+	Plans      *ebpf.Map `ebpf:"plans"`
 }
 
 func (m *propagateMaps) Close() error {
 	return _PropagateClose(
 		m.Clients,
 		m.Connecting,
-		m.Forwardable,
 		m.Pids,
 		m.Plans,
-		m.ProcessServing,
 	)
 }
 

@@ -196,3 +196,20 @@ func TestTraceparentInserted(t *testing.T) {
 	require.NotEqual(t, [16]uint8{}, served[5].TraceId)
 	require.Equal(t, injected[2].SpanId, served[4].ParentId)
 }
+
+func TestCgroup2Root(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := dir + "/mountinfo"
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	hybrid := "35 25 0:30 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n" +
+		"36 35 0:31 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n"
+	root, err := cgroup2Root(write(hybrid))
+	require.NoError(t, err)
+	require.Equal(t, "/sys/fs/cgroup/unified", root)
+
+	_, err = cgroup2Root(write("35 25 0:30 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"))
+	require.ErrorContains(t, err, "mount -t cgroup2")
+}

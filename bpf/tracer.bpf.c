@@ -216,7 +216,7 @@ static __always_inline struct file **fd_array(__u32 fd)
 	return fdt && fd < BPF_CORE_READ(fdt, max_fds) ? BPF_CORE_READ(fdt, fd) : 0;
 }
 
-/* fd_socket returns the TCP/IP socket behind fd of the current task, or 0. */
+/* fd_socket returns the stream socket behind fd of the current task, or 0. */
 static __always_inline struct sock *fd_socket(__u32 fd)
 {
 	struct file **fds = fd_array(fd);
@@ -232,13 +232,7 @@ static __always_inline struct sock *fd_socket(__u32 fd)
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
 		return 0;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return 0;
-	unsigned short family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	return sk;
+	return BPF_CORE_READ(sock, sk); /* fill_tuple tells TCP/IP from Unix */
 }
 
 /* sock_common begins with the IPv4 addresses, the ports and the family
@@ -271,18 +265,17 @@ static __always_inline bool tuple_block(struct event *e, struct sock *sk)
 		__builtin_memset(e->raddr, 0, sizeof(e->raddr));
 		__builtin_memcpy(e->laddr, &b[saddr], 4);
 		__builtin_memcpy(e->raddr, b, 4);
-	} else {
+	} else if (e->family == AF_INET6) {
 		bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 	return true;
 }
 
-static __always_inline void fill_tuple(struct event *e, struct sock *sk)
+/* fill_tuple_fields reads the tuple field by field, where the block does
+ * not fit the kernel's layout. */
+static __always_inline void fill_tuple_fields(struct event *e, struct sock *sk)
 {
-	e->sock = (__u64)sk;
-	if (tuple_block(e, sk))
-		return;
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -291,10 +284,20 @@ static __always_inline void fill_tuple(struct event *e, struct sock *sk)
 		__builtin_memset(e->raddr, 0, sizeof(e->raddr));
 		bpf_core_read(e->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(e->raddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
+	} else if (e->family == AF_INET6) {
 		bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+}
+
+/* fill_tuple puts the connection's identity in e; it returns false for a
+ * socket that is not TCP/IP (a Unix stream socket). */
+static __always_inline bool fill_tuple(struct event *e, struct sock *sk)
+{
+	e->sock = (__u64)sk;
+	if (!tuple_block(e, sk))
+		fill_tuple_fields(e, sk);
+	return e->family == AF_INET || e->family == AF_INET6;
 }
 
 static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 fd)
@@ -554,14 +557,25 @@ static long scan_step(__u64 index, void *arg)
 	return scan_byte(arg, index);
 }
 
-/* scan_head reports whether e->data begins with a request line. A response
- * ("HTTP/...") or anything not starting with a capital is turned down
- * before the scan. */
-static __always_inline bool scan_head(struct event *e, struct head_scan *s)
+static __always_inline bool response_head(struct event *e)
+{
+	return e->cap_len >= 5 && at(e, 0) == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/';
+}
+
+/* may_be_request: e->data begins with a capital and is not a response. A
+ * request line without its first byte still does (Go servers may read it
+ * alone). */
+static __always_inline bool may_be_request(struct event *e)
 {
 	__u8 c = at(e, 0);
-	if (e->cap_len < 2 || c < 'A' || c > 'Z' ||
-	    (c == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/'))
+	return e->cap_len >= 2 && c >= 'A' && c <= 'Z' && !response_head(e);
+}
+
+/* scan_head reports whether e->data begins with a request line; what
+ * cannot be one is turned down before the scan. */
+static __always_inline bool scan_head(struct event *e, struct head_scan *s)
+{
+	if (!may_be_request(e))
 		return false;
 	s->e = e;
 	s->line_hash = FNV_OFFSET;
@@ -624,6 +638,39 @@ static __always_inline void random_id(__u8 *b, int n)
 	}
 	b[0] |= 1; /* an all-zero id is invalid */
 }
+
+/* What a process serves: how many requests (read, not yet answered) and the
+ * latest one's context. A call written by a thread that serves nothing
+ * (Go writes requests from a goroutine of the HTTP client) belongs to the
+ * process's request when it serves only one. */
+struct process_serving {
+	struct trace_ctx latest;
+	__s64 open;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct process_serving);
+} process_serving SEC(".maps");
+
+/* Requests a process serves, by the hash of their request line from the
+ * target on: a proxy forwards the line it read, and the call that writes
+ * it again belongs to that request (Go may have read its first byte
+ * alone, hence not the method). */
+struct forward_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 line_hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct forward_key);
+	__type(value, struct trace_ctx);
+} forwardable SEC(".maps");
 
 /* The request a thread is serving, so the calls it makes while serving
  * join that trace: in the thread's task storage (5.12+), else by thread id
@@ -689,6 +736,16 @@ static __always_inline void serve_in_process(__u32 tgid, struct trace_ctx *c)
 	__sync_fetch_and_add(&ps->open, 1);
 }
 
+/* put_context hands a span's context to user space in the event. */
+static __always_inline void put_context(struct event *e, struct trace_ctx *c, __u8 flag)
+{
+	__builtin_memcpy(e->trace_id, c->trace_id, 16);
+	__builtin_memcpy(e->span_id, c->span_id, 8);
+	__builtin_memcpy(e->parent_id, c->parent_id, 8);
+	e->trace_flags = c->flags;
+	e->flags |= flag;
+}
+
 /* serve_request gives the request a read began its server span's context,
  * remembers it as what the thread is serving, and puts it in the event. */
 static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
@@ -710,11 +767,7 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	 * its first, so waiting to learn it forwards would miss those. */
 	struct forward_key fk = {.tgid = pid_tgid >> 32, .line_hash = s.line_hash};
 	bpf_map_update_elem(&forwardable, &fk, &c, BPF_ANY);
-	__builtin_memcpy(e->trace_id, c.trace_id, 16);
-	__builtin_memcpy(e->span_id, c.span_id, 8);
-	__builtin_memcpy(e->parent_id, c.parent_id, 8);
-	e->trace_flags = c.flags;
-	e->flags |= EVENT_FLAG_CONTEXT;
+	put_context(e, &c, EVENT_FLAG_CONTEXT);
 }
 
 static __always_inline char hex_digit(__u8 n)
@@ -815,15 +868,14 @@ static __always_inline void plan_injection(__u64 pid_tgid, __u32 op, __u64 buf, 
 	/* The first bytes tell a response or anything else from a request:
 	 * only a request's head is copied whole. */
 	capture_out(e, op, buf, count_, 8);
-	__u8 c = at(e, 0);
-	if (e->cap_len < 5 || c < 'A' || c > 'Z')
-		return;
-	if (c == 'H' && at(e, 1) == 'T' && at(e, 2) == 'T' && at(e, 3) == 'P' && at(e, 4) == '/') {
+	if (response_head(e)) {
 		/* At sys_enter, not exit: on loopback the peer may read the
 		 * response and send its next request before this write returns. */
 		end_serving(pid_tgid);
 		return;
 	}
+	if (!may_be_request(e))
+		return;
 	capture_out(e, op, buf, count_, CAPTURE_MAX);
 	struct head_scan s = {};
 	if (!scan_head(e, &s))
@@ -858,18 +910,12 @@ static __always_inline void take_plan(__u64 pid_tgid, struct event *e)
 	struct plan *p = bpf_map_lookup_elem(&plans, &pid_tgid);
 	if (!p)
 		return;
-	if (p->state == PLAN_DONE) {
-		__builtin_memcpy(e->trace_id, p->ctx.trace_id, 16);
-		__builtin_memcpy(e->span_id, p->ctx.span_id, 8);
-		__builtin_memcpy(e->parent_id, p->ctx.parent_id, 8);
-		e->trace_flags = p->ctx.flags;
-		e->flags |= EVENT_FLAG_INJECTED;
-	} else {
+	if (p->state == PLAN_DONE)
+		put_context(e, &p->ctx, EVENT_FLAG_INJECTED);
+	else
 		e->flags |= EVENT_FLAG_NOT_INJECTED;
-	}
 	bpf_map_delete_elem(&plans, &pid_tgid);
 }
-
 
 /* on_connect selects a process that connects to a watched port, before its
  * first byte moves, so client spans of short-lived clients are not missed. */
@@ -907,10 +953,8 @@ static __always_inline void on_close(__u64 pid_tgid, __u32 fd)
 	if (!sk)
 		return;
 	struct event *e = new_event(EVENT_CLOSE, pid_tgid, fd);
-	if (!e)
-		return;
-	fill_tuple(e, sk);
-	send(e, COUNTER_LOST_CONTROL);
+	if (e && fill_tuple(e, sk))
+		send(e, COUNTER_LOST_CONTROL);
 }
 
 SEC("raw_tracepoint/sys_enter")
@@ -992,15 +1036,12 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	bool reading = in.op == OP_READ || in.op == OP_READV || in.op == OP_RECVMSG;
 	__s64 ret = (__s64)ctx->args[1];
 	struct sock *sk = ret > 0 ? fd_socket(in.fd) : 0;
-	if (!sk) {
-		if (propagate && !reading)
+	struct event *e = sk ? new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, in.fd) : 0;
+	if (!e || !fill_tuple(e, sk)) {
+		if (propagate && !reading) /* no event will say what became of it */
 			bpf_map_delete_elem(&plans, &pid_tgid);
 		return 0;
 	}
-	struct event *e = new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, in.fd);
-	if (!e)
-		return 0;
-	fill_tuple(e, sk);
 	__u32 len = ret > 0xffffffff ? 0xffffffff : (__u32)ret;
 	e->len = len;
 

@@ -57,11 +57,7 @@ func chainStats(h *harness, chain []hop, n int) (complete, linked int) {
 	byPath := map[string]map[hop][]span{}
 	for _, c := range chain {
 		for _, s := range h.spansOf(c.pid, c.kind) {
-			p := s.str("url.path")
-			if p == "" {
-				p = pathOfURL(s.str("url.full"))
-			}
-			p = p[strings.LastIndexByte(p, '/')+1:]
+			p := lastSegment(s)
 			if byPath[p] == nil {
 				byPath[p] = map[hop][]span{}
 			}
@@ -94,6 +90,16 @@ func chainStats(h *harness, chain []hop, n int) (complete, linked int) {
 		}
 	}
 	return complete, linked
+}
+
+// lastSegment is the last segment of a span's path (of url.full for a
+// client span): the request's number, which hops do not rewrite.
+func lastSegment(s span) string {
+	p := s.str("url.path")
+	if p == "" {
+		p = pathOfURL(s.str("url.full"))
+	}
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 func pathOfURL(u string) string {

@@ -126,11 +126,7 @@ func spanContext(s span) string {
 func byLastSegment(spans []span) map[string]span {
 	out := map[string]span{}
 	for _, s := range spans {
-		p := s.str("url.path")
-		if p == "" {
-			p = pathOfURL(s.str("url.full"))
-		}
-		out[p[strings.LastIndexByte(p, '/')+1:]] = s
+		out[lastSegment(s)] = s
 	}
 	return out
 }

@@ -90,7 +90,7 @@ type eventLoop struct {
 	cur       *conn
 	curPid    uint32
 	curTid    uint32
-	kernel    correlate.Kernel // of the current event; Kind tells if set
+	kernel    spans.Identity // chosen by the kernel for the current event; kernelSet tells if set
 	kernelSet events.ContextKind
 	// warnedNotInjected: the log said once that a request could not carry
 	// a traceparent.
@@ -302,7 +302,7 @@ func (l *eventLoop) takeContext(ev *events.Event) {
 		l.counts.injected++
 	}
 	c := &ev.Context
-	l.kernel = correlate.Kernel{TraceID: c.TraceID, SpanID: c.SpanID, ParentID: c.ParentID, Flags: c.Flags}
+	l.kernel = spans.Identity{TraceID: c.TraceID, SpanID: c.SpanID, ParentID: c.ParentID, Flags: c.Flags}
 }
 
 func (l *eventLoop) warnNotInjected(pid uint32) {
@@ -318,7 +318,7 @@ func (l *eventLoop) warnNotInjected(pid uint32) {
 
 // kernelContext hands the current event's kernel context to the first
 // request of kind that starts in it.
-func (l *eventLoop) kernelContext(kind events.ContextKind) *correlate.Kernel {
+func (l *eventLoop) kernelContext(kind events.ContextKind) *spans.Identity {
 	if l.kernelSet != kind {
 		return nil
 	}

@@ -38,39 +38,6 @@ struct plan {
 	char line[TRACEPARENT_LINE_LEN + 2];
 };
 
-/* What a process serves: how many requests (read, not yet answered) and the
- * latest one's context. A call written by a thread that serves nothing
- * (Go writes requests from a goroutine of the HTTP client) belongs to the
- * process's request when it serves only one. */
-struct process_serving {
-	struct trace_ctx latest;
-	__s64 open;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct process_serving);
-} process_serving SEC(".maps");
-
-/* Requests a process serves, by the hash of their request line from the
- * target on: a proxy forwards the line it read, and the call that writes
- * it again belongs to that request (Go may have read its first byte
- * alone, hence not the method). */
-struct forward_key {
-	__u32 tgid;
-	__u32 pad;
-	__u64 line_hash;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct forward_key);
-	__type(value, struct trace_ctx);
-} forwardable SEC(".maps");
-
 /* Writes about to carry a traceparent: pid_tgid -> plan, from sys_enter to
  * sys_exit. */
 struct {

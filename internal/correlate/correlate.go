@@ -10,7 +10,7 @@
 //   - A request carrying a W3C traceparent joins that trace when nothing
 //     on this node is a better parent.
 //   - With context propagation, the kernel chose the ids of the requests
-//     it saw begin (Kernel): a server span takes its span id, and its trace
+//     it saw begin: a server span takes its span id, and its trace
 //     when nothing on this node is a parent; a client span whose ids went
 //     out in a traceparent header takes them all, parent included, since
 //     the next hop already continues them.
@@ -43,15 +43,6 @@ type Span struct {
 	traceparent    string
 	kernelTrace    pcommon.TraceID // the trace the kernel chose, used when nothing else links s
 	kernelFlags    byte
-}
-
-// Kernel is the context the kernel chose for a request (context
-// propagation on); nil when it chose none.
-type Kernel struct {
-	TraceID  pcommon.TraceID
-	SpanID   pcommon.SpanID
-	ParentID pcommon.SpanID // a server's caller from its traceparent; a client's served request
-	Flags    byte
 }
 
 // Flow is one direction of a TCP connection: from the client to the server.
@@ -94,11 +85,13 @@ func New() *Linker {
 
 // ServerStarted gives an identity to a request process pid read (on thread
 // tid) on flow, and makes it a candidate parent of the process's calls.
-func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string, k *Kernel) *Span {
+// chosen is the context the kernel chose for it (context propagation), or
+// nil: its span id is taken, and its trace when nothing links the span.
+func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string, chosen *spans.Identity) *Span {
 	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow,
 		method: method, target: target, traceparent: traceparent}
-	if k != nil {
-		s.SpanID, s.kernelTrace, s.kernelFlags = k.SpanID, k.TraceID, k.Flags
+	if chosen != nil {
+		s.SpanID, s.kernelTrace, s.kernelFlags = chosen.SpanID, chosen.TraceID, chosen.Flags
 	}
 	s.parent = l.takeWaiting(s)
 	list := l.inflight[pid]
@@ -113,13 +106,12 @@ func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, trace
 // leaves it for the server at the other end, if that one is watched. sent
 // is the context the request carried out in a traceparent the kernel put
 // in, if it did.
-func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string, sent *Kernel) *Span {
+func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string, sent *spans.Identity) *Span {
 	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, method: method, target: target, traceparent: traceparent}
 	s.parent = l.servingParent(pid, tid, method, target, traceparent)
 	if sent != nil {
 		// The next hop continues these ids: they are settled.
-		s.Identity = spans.Identity{TraceID: sent.TraceID, SpanID: sent.SpanID, ParentID: sent.ParentID, Flags: sent.Flags}
-		s.parent, s.resolved = nil, true
+		s.Identity, s.parent, s.resolved = *sent, nil, true
 	}
 	w := l.waiting[flow]
 	if len(w) >= maxWaitingPerFlow {

@@ -138,9 +138,9 @@ func TestBounded(t *testing.T) {
 // kernel's span id, in the kernel's trace when nothing else links it.
 func TestKernelContexts(t *testing.T) {
 	l := New()
-	served := &Kernel{TraceID: pcommon.TraceID{1, 2, 3}, SpanID: pcommon.SpanID{4, 5}, Flags: 1}
+	served := &spans.Identity{TraceID: pcommon.TraceID{1, 2, 3}, SpanID: pcommon.SpanID{4, 5}, Flags: 1}
 	front := l.ServerStarted(7, 70, flow("10.0.0.9:1", "10.0.0.2:80"), "GET", "/front", "", served)
-	sent := &Kernel{TraceID: served.TraceID, SpanID: pcommon.SpanID{6, 7}, ParentID: served.SpanID, Flags: 1}
+	sent := &spans.Identity{TraceID: served.TraceID, SpanID: pcommon.SpanID{6, 7}, ParentID: served.SpanID, Flags: 1}
 	call := l.ClientStarted(7, 70, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", sent)
 	l.Resolve(call)
 	l.Resolve(front)
@@ -151,7 +151,7 @@ func TestKernelContexts(t *testing.T) {
 
 	// A watched server on this node at the other end still becomes the
 	// injected span's child, in its trace.
-	back := l.ServerStarted(8, 80, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", &Kernel{TraceID: sent.TraceID, SpanID: pcommon.SpanID{9}, ParentID: sent.SpanID, Flags: 1})
+	back := l.ServerStarted(8, 80, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", &spans.Identity{TraceID: sent.TraceID, SpanID: pcommon.SpanID{9}, ParentID: sent.SpanID, Flags: 1})
 	l.Resolve(back)
 	assert.Equal(t, sent.SpanID, back.ParentID)
 	assert.Equal(t, sent.TraceID, back.TraceID)
