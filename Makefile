@@ -55,7 +55,7 @@ test: setup build
 ## it built in testdata/fuzz
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/protocols/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	scripts/keep-fuzz-corpus.sh
 
@@ -63,7 +63,7 @@ fuzz:
 ## the user-space cost per event (decode, parse, correlate, build pdata)
 bench: build setup
 	$(GO) run ./cmd/bench --collector $(DIST)
-	$(GO) test -run '^$$' -bench 'EventsToPdata|KeepAlive$$' -benchmem ./receiver/ ./internal/http1/
+	$(GO) test -run '^$$' -bench 'EventsToPdata|KeepAlive$$' -benchmem ./receiver/ ./internal/protocols/http1/
 
 clean:
 	rm -rf _build

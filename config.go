@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/known"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 )
 
@@ -18,10 +21,15 @@ type Config struct {
 	// OR-ed; when none is set, every process with a listening TCP socket is
 	// selected (the collector itself never is).
 	Discovery DiscoveryConfig `mapstructure:"discovery"`
+	// Protocols lists the protocols parsed (see README); empty means every
+	// protocol the receiver knows.
+	Protocols []string `mapstructure:"protocols"`
 	// Routes bounds the cardinality of the http.route attribute.
 	Routes RoutesConfig `mapstructure:"routes"`
 	// HTTP holds options about what is recorded from HTTP messages.
 	HTTP HTTPConfig `mapstructure:"http"`
+	// DB holds options about what is recorded of database calls.
+	DB DBConfig `mapstructure:"db"`
 	// Metrics holds options of the RED metrics.
 	Metrics MetricsConfig `mapstructure:"metrics"`
 	// PrintSpans, when "text", also prints every span as one line on
@@ -64,6 +72,17 @@ type RoutesConfig struct {
 	// (numeric, hex and UUID-like segments become "*"), "path" (the path as
 	// it is) or "wildcard" (the route "/**").
 	Unmatched string `mapstructure:"unmatched"`
+	// MaxPerService bounds the distinct routes of one service; requests of
+	// later ones get the route "_OTHER", and are counted. Scanners send
+	// made-up paths: without a bound each would make a metric series.
+	MaxPerService int `mapstructure:"max_per_service"`
+}
+
+// DBConfig holds what is recorded of database calls.
+type DBConfig struct {
+	// QueryText records the statement in db.query.text, every literal
+	// replaced by "?".
+	QueryText bool `mapstructure:"query_text"`
 }
 
 // HTTPConfig holds what is recorded from HTTP messages.
@@ -79,6 +98,24 @@ type MetricsConfig struct {
 }
 
 var _ confmap.Validator = (*Config)(nil)
+
+// validateProtocols names every protocol the receiver does not know, and
+// every one listed twice.
+func validateProtocols(names []string) []error {
+	var errs []error
+	known := known.Names()
+	seen := map[string]bool{}
+	for _, n := range names {
+		switch {
+		case !slices.Contains(known, n):
+			errs = append(errs, fmt.Errorf("protocols: %q is not a protocol the receiver knows (%s)", n, strings.Join(known, ", ")))
+		case seen[n]:
+			errs = append(errs, fmt.Errorf("protocols: %q is listed twice", n))
+		}
+		seen[n] = true
+	}
+	return errs
+}
 
 // Validate reports every problem of the configuration at once.
 func (cfg *Config) Validate() error {
@@ -102,6 +139,10 @@ func (cfg *Config) Validate() error {
 	if _, err := routes.New(cfg.Routes.Patterns, cfg.Routes.Unmatched); err != nil {
 		errs = append(errs, fmt.Errorf("routes: %w", err))
 	}
+	if cfg.Routes.MaxPerService <= 0 {
+		errs = append(errs, fmt.Errorf("routes.max_per_service: %d must be positive", cfg.Routes.MaxPerService))
+	}
+	errs = append(errs, validateProtocols(cfg.Protocols)...)
 	if cfg.Metrics.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("metrics.interval: %v must be positive", cfg.Metrics.Interval))
 	}

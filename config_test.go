@@ -20,8 +20,10 @@ func TestLoadConfig(t *testing.T) {
 
 	full := createDefaultConfig().(*Config)
 	full.Discovery = DiscoveryConfig{OpenPorts: "8080,8000-9000", ExePath: "^/usr/sbin/(haproxy|nginx)$", Pids: []int{1234}, PollInterval: time.Second}
-	full.Routes = RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Unmatched: "wildcard"}
+	full.Protocols = []string{"http1"}
+	full.Routes = RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Unmatched: "wildcard", MaxPerService: 50}
 	full.HTTP.RecordQuery = true
+	full.DB.QueryText = false
 	full.Metrics.Interval = 30 * time.Second
 	full.RingBufferSize = 16 << 20
 	full.PrintSpans = "text"
@@ -40,6 +42,9 @@ func TestLoadConfig(t *testing.T) {
 			`discovery.pids: 0 is not a process id`, `discovery.pids: -4 is not a process id`,
 			`discovery.poll_interval: 0s must be positive`,
 			`routes:`, `users/{id}`, `sometimes`,
+			`routes.max_per_service: 0 must be positive`,
+			`protocols: "gopher" is not a protocol the receiver knows (http1`,
+			`protocols: "http1" is listed twice`,
 			`metrics.interval: 0s must be positive`,
 			`ring_buffer_size: 5000 must be a power of two`,
 			`print_spans: "json" must be "text" or empty`,

@@ -24,7 +24,8 @@ func NewFactory() receiver.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Discovery:          DiscoveryConfig{PollInterval: 500 * time.Millisecond},
-		Routes:             RoutesConfig{Unmatched: "heuristic"},
+		Routes:             RoutesConfig{Unmatched: "heuristic", MaxPerService: 200},
+		DB:                 DBConfig{QueryText: true},
 		Metrics:            MetricsConfig{Interval: 10 * time.Second},
 		RingBufferSize:     8 << 20,
 		ContextPropagation: "none",

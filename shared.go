@@ -11,6 +11,8 @@ import (
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/known"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 	ebpfrcvr "github.com/otelcol-ebpf/ebpfreceiver/receiver"
 )
@@ -70,10 +72,14 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		return ebpfrcvr.Options{}, err
 	}
 	return ebpfrcvr.Options{
-		Criteria:        discovery.Criteria{Ports: ports, Exe: exe, Pids: cfg.Discovery.Pids, Exclude: os.Getpid()},
-		PollInterval:    cfg.Discovery.PollInterval,
-		Router:          router,
-		RecordQuery:     cfg.HTTP.RecordQuery,
+		Criteria:     discovery.Criteria{Ports: ports, Exe: exe, Pids: cfg.Discovery.Pids, Exclude: os.Getpid()},
+		PollInterval: cfg.Discovery.PollInterval,
+		Registry:     known.Registry(cfg.Protocols),
+		Protocols: protocols.Options{
+			Routes:      routes.NewLimiter(router, cfg.Routes.MaxPerService),
+			RecordQuery: cfg.HTTP.RecordQuery,
+			QueryText:   cfg.DB.QueryText,
+		},
 		MetricsInterval: cfg.Metrics.Interval,
 		RingBufferSize:  cfg.RingBufferSize,
 		PrintSpans:      cfg.PrintSpans == "text",

@@ -1,17 +1,21 @@
 //go:build ignore
 
 // SPDX-License-Identifier: GPL-2.0
-/* Context propagation: puts a traceparent header line into the HTTP/1.x
- * requests selected processes send, in the kernel's copy of the bytes, so
- * the application's memory is never written (bpf_probe_write_user is
- * refused under lockdown anyway).
+/* Context propagation: puts a traceparent header line into the first
+ * HTTP/1.x request of a connection a selected process opens, in the
+ * kernel's copy of the bytes, so the application's memory is never written
+ * (bpf_probe_write_user is refused under lockdown anyway).
  *
- * sock_ops puts the TCP connections selected processes open into a sock
- * hash; sk_msg runs inside every sendmsg on those sockets and carries out
- * the plan the tracer left at sys_enter of that write (see
- * headers/propagation.h). */
+ * sock_ops puts the connection into a sock hash when it is established and
+ * takes it out at its first data segment, sent or received: an sk_msg
+ * program on the hash runs inside every sendmsg of the sockets in it, but
+ * being in it also changes how the kernel answers reads and ioctls on them
+ * (FIONREAD counts only the sk_msg queue, so it says 0 while bytes wait).
+ * Out of the hash before anything can be read, the socket is a plain TCP
+ * socket again. See headers/propagation.h for the plan the tracer leaves. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 typedef _Bool bool;
 #define true 1
@@ -22,18 +26,25 @@ typedef _Bool bool;
 
 char __license[] SEC("license") = "GPL";
 
-/* Connections selected processes are opening: socket cookie -> 1, from
- * connect() (process context, so the process is known) to established
- * (softirq context, where it is not). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} connecting SEC(".maps");
+/* What sock_ops reads of a socket through its BTF pointer, relocated with
+ * CO-RE. */
+struct sock_common {
+	unsigned long skc_flags; /* sk_flags since 6.18 */
+} __attribute__((preserve_access_index));
 
-/* The connections whose sendmsg the sk_msg program sees. A socket leaves it
- * by itself when it closes. */
+struct sock {
+	struct sock_common __sk_common;
+	void *sk_user_data;
+	unsigned long sk_flags; /* before 6.18 */
+} __attribute__((preserve_access_index));
+
+
+enum sock_flags {
+	SOCK_ZEROCOPY = 18, /* the kernel's value is taken at load, by name */
+};
+
+/* The connections whose sendmsg the sk_msg program sees, by cookie. A socket
+ * leaves it at its first data segment, or by itself when it closes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, 65536);
@@ -41,27 +52,117 @@ struct {
 	__type(value, __u64);
 } clients SEC(".maps");
 
+static __always_inline void set_state(__u64 cookie, __u8 state)
+{
+	bpf_map_update_elem(&sock_states, &cookie, &state, BPF_ANY);
+}
+
+/* sock_flags reads the socket's flags wherever this kernel keeps them. */
+static __always_inline unsigned long sock_flags(struct sock *sk)
+{
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		return BPF_CORE_READ(sk, __sk_common.skc_flags);
+	return BPF_CORE_READ(sk, sk_flags);
+}
+
+/* refusal says why a socket must not enter the hash, or 0. */
+static __always_inline __u8 refusal(struct bpf_sock_ops *skops)
+{
+	if (skops->data_segs_out || skops->data_segs_in)
+		return SOCK_LEFT; /* data went with the handshake (TCP Fast Open) */
+	struct bpf_sock *bsk = skops->sk;
+	if (!bsk)
+		return SOCK_LEFT;
+	/* A tcp_sock begins with its struct sock. */
+	struct sock *sk = (struct sock *)bpf_skc_to_tcp_sock(bsk);
+	if (!sk)
+		return SOCK_LEFT;
+	if (BPF_CORE_READ(sk, sk_user_data))
+		return SOCK_REFUSED_SOCKMAP; /* a psock or another owner of sk_user_data */
+	__u64 zerocopy = bpf_core_enum_value(enum sock_flags, SOCK_ZEROCOPY);
+	if (sock_flags(sk) & (1ULL << zerocopy))
+		return SOCK_REFUSED_ZEROCOPY;
+	return 0;
+}
+
+/* enroll puts an established connection of a selected process into the
+ * hash, and asks for a callback on every segment until it leaves. */
+static __always_inline void enroll(struct bpf_sock_ops *skops, __u64 cookie)
+{
+	__u8 why = refusal(skops);
+	if (why) {
+		set_state(cookie, why);
+		return;
+	}
+	if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+					      BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG |
+					      BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG) != 0) {
+		set_state(cookie, SOCK_LEFT); /* a kernel without header callbacks (before 5.10) */
+		return;
+	}
+	/* Enrolled before the hash update: a segment right after it must
+	 * find the state that makes it leave. */
+	set_state(cookie, SOCK_ENROLLED);
+	if (bpf_sock_hash_update(skops, &clients, &cookie, BPF_NOEXIST) != 0) {
+		set_state(cookie, SOCK_REFUSED_FULL);
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+						 ~(BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG));
+	}
+}
+
+/* leave takes a socket out of the hash for good, at its first data. */
+static __always_inline void leave(struct bpf_sock_ops *skops, __u64 cookie)
+{
+	bpf_map_delete_elem(&clients, &cookie);
+	set_state(cookie, SOCK_LEFT);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+					 ~(BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG));
+}
+
+/* received_data says whether the segment being parsed carries payload:
+ * its length beyond the TCP header. */
+static __always_inline bool received_data(struct bpf_sock_ops *skops)
+{
+	__u8 *th = skops->skb_data;
+	if (th + 13 > (__u8 *)skops->skb_data_end)
+		return true; /* cannot tell: leaving is the safe side */
+	__u32 header = (th[12] >> 4) * 4;
+	return skops->skb_len > header;
+}
+
 SEC("sockops")
 int track_clients(struct bpf_sock_ops *skops)
 {
-	__u64 cookie;
-	__u8 one = 1;
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	__u8 *st;
 
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		if (!selected(bpf_get_current_pid_tgid() >> 32))
-			break;
-		cookie = bpf_get_socket_cookie(skops);
-		bpf_map_update_elem(&connecting, &cookie, &one, BPF_ANY);
+		/* Process context: the connecting process is known here only.
+		 * State changes are asked for, to forget the socket when it
+		 * closes, however it closes. */
+		if (selected(bpf_get_current_pid_tgid() >> 32)) {
+			set_state(cookie, SOCK_CONNECTING);
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		}
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			bpf_map_delete_elem(&sock_states, &cookie);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		cookie = bpf_get_socket_cookie(skops);
-		if (!bpf_map_lookup_elem(&connecting, &cookie))
-			break;
-		bpf_map_delete_elem(&connecting, &cookie);
-		/* When the hash is full, the connection's requests are reported
-		 * as not injected: user space counts them. */
-		bpf_sock_hash_update(skops, &clients, &cookie, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&sock_states, &cookie);
+		if (st && *st == SOCK_CONNECTING)
+			enroll(skops, cookie);
+		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		/* The header is not written yet: skb_len is the payload. */
+		if (skops->skb_len > 0)
+			leave(skops, cookie);
+		break;
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+		if (received_data(skops))
+			leave(skops, cookie);
 		break;
 	}
 	return 1;

@@ -35,7 +35,7 @@ func loadPropagation(tracer *tracerObjects) (*propagation, error) {
 	spec.Maps["pids"].MaxEntries = tracer.Pids.MaxEntries()
 	p := &propagation{}
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		"pids": tracer.Pids, "plans": tracer.Plans,
+		"pids": tracer.Pids, "plans": tracer.Plans, "sock_states": tracer.SockStates,
 	}}
 	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
 		return nil, fmt.Errorf("loading the propagation programs: %w", verifierDetail(err))

@@ -104,66 +104,74 @@ func TestTraceparentInserted(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	go echoHead(t, ln)
-	go echoHead(t, ln)
-	early, err := net.Dial("tcp", ln.Addr().String()) // before the programs: no sk_msg on it
+	for range 6 {
+		go echoHead(t, ln)
+	}
+	early, err := net.Dial("tcp", ln.Addr().String()) // before the programs: not enrolled
 	require.NoError(t, err)
 	defer early.Close()
 
 	tr := loadSelectingSelf(t, Options{Propagate: true})
 
-	c, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
-	r := bufio.NewReader(c)
-	roundTrip := func(conn net.Conn, r *bufio.Reader, req string) string {
-		n, err := conn.Write([]byte(req))
+	type conn struct {
+		net.Conn
+		r *bufio.Reader
+	}
+	dial := func() conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return conn{c, bufio.NewReader(c)}
+	}
+	roundTrip := func(c conn, req string) string {
+		n, err := c.Write([]byte(req))
 		require.NoError(t, err)
 		require.Equal(t, len(req), n, "write must report the application's byte count")
-		resp, err := http.ReadResponse(r, nil)
+		resp, err := http.ReadResponse(c.r, nil)
 		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		return string(body)
 	}
 
-	got := roundTrip(c, r, "POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
+	keepAlive := dial()
+	got := roundTrip(keepAlive, "POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
+	// The connection carried data: later requests on it go out unchanged.
+	reused := roundTrip(keepAlive, "GET /again HTTP/1.1\r\nHost: shop\r\n\r\n")
 	const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	kept := roundTrip(c, r, "GET /own HTTP/1.1\r\nHost: shop\r\ntraceparent: "+own+"\r\n\r\n")
+	kept := roundTrip(dial(), "GET /own HTTP/1.1\r\nHost: shop\r\ntraceparent: "+own+"\r\n\r\n")
 	// Two pipelined requests in one write: only the first gets a header.
-	_, err = c.Write([]byte("GET /p1 HTTP/1.1\r\nHost: shop\r\n\r\nGET /p2 HTTP/1.1\r\nHost: shop\r\n\r\n"))
+	pipe := dial()
+	_, err = pipe.Write([]byte("GET /p1 HTTP/1.1\r\nHost: shop\r\n\r\nGET /p2 HTTP/1.1\r\nHost: shop\r\n\r\n"))
 	require.NoError(t, err)
 	var pipelined []string
 	for range 2 {
-		resp, err := http.ReadResponse(r, nil)
+		resp, err := http.ReadResponse(pipe.r, nil)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		pipelined = append(pipelined, string(body))
 	}
 	// A head longer than the 4 KiB the tracer looks at: left as it is.
-	long := roundTrip(c, r, "GET /long HTTP/1.1\r\nHost: shop\r\nX-Pad: "+strings.Repeat("p", 5000)+"\r\n\r\n")
+	long := roundTrip(dial(), "GET /long HTTP/1.1\r\nHost: shop\r\nX-Pad: "+strings.Repeat("p", 5000)+"\r\n\r\n")
 	// A body beyond a page: the line goes into the head, the body intact.
 	body := strings.Repeat("b", 10000)
-	big := roundTrip(c, r, "POST /big HTTP/1.1\r\nHost: shop\r\nContent-Length: 10000\r\n\r\n"+body)
-	plain := roundTrip(early, bufio.NewReader(early), "GET /early HTTP/1.1\r\nHost: shop\r\n\r\n")
+	big := roundTrip(dial(), "POST /big HTTP/1.1\r\nHost: shop\r\nContent-Length: 10000\r\n\r\n"+body)
+	plain := roundTrip(conn{early, bufio.NewReader(early)}, "GET /early HTTP/1.1\r\nHost: shop\r\n\r\n")
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	var writes, served []Event
+	var injected, served []Event
+	notInjected := map[string]int{}
 	for _, ev := range eventsOf(t, tr) {
 		switch {
-		case ev.Kind == EventWrite && ev.Rport == port:
-			writes = append(writes, ev)
+		case ev.Kind == EventWrite && ev.Rport == port && ev.Flags&EventFlagInjected != 0:
+			injected = append(injected, ev)
+		case ev.Kind == EventWrite && ev.Rport == port && ev.Flags&EventFlagNotInjected != 0:
+			notInjected[NotInjectedReasons[ev.Reason]]++
 		case ev.Kind == EventRead && ev.Lport == port && ev.Flags&EventFlagContext != 0:
 			served = append(served, ev)
 		}
 	}
 
 	// The header the server saw is the one the kernel reported.
-	var injected []Event
-	for _, ev := range writes {
-		if ev.Flags&EventFlagInjected != 0 {
-			injected = append(injected, ev)
-		}
-	}
 	require.Len(t, injected, 3, "the POST, the first pipelined request and the big POST")
 	tp := func(ev Event) string {
 		return "00-" + hex.EncodeToString(ev.TraceId[:]) + "-" + hex.EncodeToString(ev.SpanId[:]) + "-01"
@@ -171,30 +179,25 @@ func TestTraceparentInserted(t *testing.T) {
 	require.Equal(t, "POST /orders HTTP/1.1\r\nTraceparent: "+tp(injected[0])+"\r\nHost: shop\r\nContent-Length: 5\r\nbody=hello", got)
 	require.Equal(t, [8]uint8{}, injected[0].ParentId, "a call made while serving nothing is a root")
 	require.Equal(t, uint8(1), injected[0].TraceFlags)
+	require.Equal(t, "GET /again HTTP/1.1\r\nHost: shop\r\nbody=", reused)
 	require.Equal(t, "GET /own HTTP/1.1\r\nTraceparent: "+own+"\r\nHost: shop\r\nbody=", kept)
 	require.Equal(t, "GET /p1 HTTP/1.1\r\nTraceparent: "+tp(injected[1])+"\r\nHost: shop\r\nbody=", pipelined[0])
 	require.Equal(t, "GET /p2 HTTP/1.1\r\nHost: shop\r\nbody=", pipelined[1])
 	require.Equal(t, "GET /early HTTP/1.1\r\nHost: shop\r\nbody=", plain)
 	require.Equal(t, "GET /long HTTP/1.1\r\nHost: shop\r\nbody=", long)
 	require.Equal(t, "POST /big HTTP/1.1\r\nTraceparent: "+tp(injected[2])+"\r\nHost: shop\r\nContent-Length: 10000\r\nbody="+body, big)
-	notInjected := 0
-	for _, ev := range writes {
-		if ev.Flags&EventFlagNotInjected != 0 {
-			notInjected++
-		}
-	}
-	require.Equal(t, 2, notInjected, "the long head and the request on the connection opened before the programs")
+	require.Equal(t, map[string]int{"reused_connection": 1, "head_too_large": 1, "untracked_connection": 1}, notInjected)
 
 	// The server's reads got their context from the header: the server span
 	// continues the client span's trace, as its child.
-	require.Len(t, served, 6, "/orders, /own, /p1+/p2 in one read, /long, /big, /early")
+	require.Len(t, served, 7, "/orders, /again, /own, /p1+/p2 in one read, /long, /big, /early")
 	require.Equal(t, injected[0].TraceId, served[0].TraceId)
 	require.Equal(t, injected[0].SpanId, served[0].ParentId)
-	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", hex.EncodeToString(served[1].TraceId[:]))
-	require.Equal(t, "b7ad6b7169203331", hex.EncodeToString(served[1].ParentId[:]))
-	require.Equal(t, [8]uint8{}, served[5].ParentId, "no header: a new trace")
-	require.NotEqual(t, [16]uint8{}, served[5].TraceId)
-	require.Equal(t, injected[2].SpanId, served[4].ParentId)
+	require.Equal(t, [8]uint8{}, served[1].ParentId, "no header: a new trace")
+	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", hex.EncodeToString(served[2].TraceId[:]))
+	require.Equal(t, "b7ad6b7169203331", hex.EncodeToString(served[2].ParentId[:]))
+	require.Equal(t, injected[2].SpanId, served[5].ParentId)
+	require.NotEqual(t, [16]uint8{}, served[6].TraceId)
 }
 
 func TestCgroup2Root(t *testing.T) {

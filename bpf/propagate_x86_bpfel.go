@@ -34,9 +34,9 @@ type propagatePlan struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	propagateMapClients            = "clients"
-	propagateMapConnecting         = "connecting"
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
+	propagateMapSockStates         = "sock_states"
 	propagateProgInsertTraceparent = "insert_traceparent"
 	propagateProgTrackClients      = "track_clients"
 )
@@ -92,9 +92,9 @@ type propagateProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type propagateMapSpecs struct {
 	Clients    *ebpf.MapSpec `ebpf:"clients"`
-	Connecting *ebpf.MapSpec `ebpf:"connecting"`
 	Pids       *ebpf.MapSpec `ebpf:"pids"`
 	Plans      *ebpf.MapSpec `ebpf:"plans"`
+	SockStates *ebpf.MapSpec `ebpf:"sock_states"`
 }
 
 // propagateVariableSpecs contains global variables before they are loaded into the kernel.
@@ -124,17 +124,17 @@ func (o *propagateObjects) Close() error {
 // It can be passed to loadPropagateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type propagateMaps struct {
 	Clients    *ebpf.Map `ebpf:"clients"`
-	Connecting *ebpf.Map `ebpf:"connecting"`
 	Pids       *ebpf.Map `ebpf:"pids"`
 	Plans      *ebpf.Map `ebpf:"plans"`
+	SockStates *ebpf.Map `ebpf:"sock_states"`
 }
 
 func (m *propagateMaps) Close() error {
 	return _PropagateClose(
 		m.Clients,
-		m.Connecting,
 		m.Pids,
 		m.Plans,
+		m.SockStates,
 	)
 }
 

@@ -16,4 +16,6 @@ var syscallNumbers = map[string]int64{
 	"nr_sendfile": unix.SYS_SENDFILE,
 	"nr_close":    unix.SYS_CLOSE,
 	"nr_connect":  unix.SYS_CONNECT,
+	"nr_accept":   unix.SYS_ACCEPT,
+	"nr_accept4":  unix.SYS_ACCEPT4,
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -15,48 +16,62 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 )
 
-// Event kinds, as enum event_kind in tracer.bpf.c.
+// Event kinds, generated from enum event_kind (headers/events.h).
 const (
-	EventRead   = 1
-	EventWrite  = 2
-	EventClose  = 3
-	EventExit   = 4
-	EventSelect = 5
+	EventRead    = uint8(tracerEventKindEVENT_READ)
+	EventWrite   = uint8(tracerEventKindEVENT_WRITE)
+	EventClose   = uint8(tracerEventKindEVENT_CLOSE)
+	EventExit    = uint8(tracerEventKindEVENT_EXIT)
+	EventSelect  = uint8(tracerEventKindEVENT_SELECT)
+	EventConnect = uint8(tracerEventKindEVENT_CONNECT)
+	EventAccept  = uint8(tracerEventKindEVENT_ACCEPT)
 )
 
-// Counters are the tracer's loss counters, summed over CPUs. The indexes
-// follow enum counter in tracer.bpf.c.
+// Event flags, generated from enum event_flag.
+const (
+	// EventFlagAfterLoss marks the first event of a connection after some
+	// of its events were lost.
+	EventFlagAfterLoss = uint8(tracerEventFlagEVENT_FLAG_AFTER_LOSS)
+	// EventFlagContext: a read began a request; the event carries the
+	// server span's trace id and span id, and the caller's span id from
+	// its traceparent, if any.
+	EventFlagContext = uint8(tracerEventFlagEVENT_FLAG_CONTEXT)
+	// EventFlagInjected: a write began a request that went out with a
+	// traceparent; the event carries the client span's ids and its parent.
+	EventFlagInjected = uint8(tracerEventFlagEVENT_FLAG_INJECTED)
+	// EventFlagNotInjected: a write began a request that could not carry
+	// a traceparent; Event.Reason says why.
+	EventFlagNotInjected = uint8(tracerEventFlagEVENT_FLAG_NOT_INJECTED)
+)
+
+// NotInjectedReasons name the reasons, generated from enum not_injected,
+// why a request went out without a traceparent, as self-telemetry calls
+// them.
+var NotInjectedReasons = map[uint8]string{
+	uint8(tracerNotInjectedNOT_INJECTED_UNTRACKED): "untracked_connection",
+	uint8(tracerNotInjectedNOT_INJECTED_REUSED):    "reused_connection",
+	uint8(tracerNotInjectedNOT_INJECTED_SOCKMAP):   "sockmap_in_use",
+	uint8(tracerNotInjectedNOT_INJECTED_ZEROCOPY):  "zerocopy_socket",
+	uint8(tracerNotInjectedNOT_INJECTED_FULL):      "sock_hash_full",
+	uint8(tracerNotInjectedNOT_INJECTED_HEAD):      "head_too_large",
+	uint8(tracerNotInjectedNOT_INJECTED_FAILED):    "not_inserted",
+}
+
+// Counters are the tracer's loss counters, summed over CPUs.
 type Counters struct {
 	LostData    uint64 // read/write events dropped: ring buffer full
-	LostControl uint64 // close/exit/select events dropped: ring buffer full
+	LostControl uint64 // connection, exit and select events dropped: ring buffer full
 	LostArgs    uint64 // syscalls not followed: no memory for their arguments
 	// LostRequests counts the lost read/write events whose bytes began a
 	// request: requests no span will show.
 	LostRequests uint64
 }
 
-// Event flags, as EVENT_FLAG_* in tracer.bpf.c.
-const (
-	// EventFlagAfterLoss marks the first event of a connection after some
-	// of its events were lost.
-	EventFlagAfterLoss = 1
-	// EventFlagContext: a read began a request; the event carries the
-	// server span's trace id and span id, and the caller's span id from
-	// its traceparent, if any.
-	EventFlagContext = 2
-	// EventFlagInjected: a write began a request that went out with a
-	// traceparent; the event carries the client span's ids and its parent.
-	EventFlagInjected = 4
-	// EventFlagNotInjected: a write began a request that could not carry
-	// a traceparent.
-	EventFlagNotInjected = 8
-)
-
 // Event is the wire layout of one event, generated from struct event.
 type Event = tracerEvent
 
 // HeaderSize is the size of an event before its captured data.
-const HeaderSize = 128
+const HeaderSize = int(unsafe.Offsetof(Event{}.Data))
 
 // Options configure a Tracer.
 type Options struct {
@@ -297,8 +312,10 @@ type TrackingMap struct {
 
 // TrackingMaps lists the hash maps whose size says whether something
 // leaks, with propagation on: plans (writes from entry to exit),
-// process_serving (requests being served per process) and forwardable
-// (served requests a proxy may forward; an LRU bounded by its capacity).
+// process_serving (requests being served per process), forwardable
+// (served requests a proxy may forward; an LRU bounded by its capacity)
+// and sock_states (connections of selected processes, from connect to
+// close).
 // What lives in a thread's task storage (syscall arguments from entry to
 // exit; the request a thread serves) is freed with the thread: it cannot
 // leak, and the kernel cannot list it. Before 5.12 the latter is the
@@ -308,7 +325,7 @@ func (t *Tracer) TrackingMaps() []TrackingMap {
 		return nil
 	}
 	maps := []TrackingMap{{"plans", t.objs.Plans}, {"process_serving", t.objs.ProcessServing},
-		{"forwardable", t.objs.Forwardable}}
+		{"forwardable", t.objs.Forwardable}, {"sock_states", t.objs.SockStates}}
 	if t.objs.ServingByTid.MaxEntries() > 1 {
 		maps = append(maps, TrackingMap{"serving", t.objs.ServingByTid})
 	}
@@ -340,7 +357,10 @@ func (t *Tracer) PidCapacity() int { return int(t.objs.Pids.MaxEntries()) * 64 }
 // Counters reads the loss counters, summed over CPUs.
 func (t *Tracer) Counters() (Counters, error) {
 	var c Counters
-	for i, dst := range []*uint64{&c.LostData, &c.LostControl, &c.LostArgs, &c.LostRequests} {
+	for i, dst := range map[tracerCounter]*uint64{
+		tracerCounterCOUNTER_LOST_DATA: &c.LostData, tracerCounterCOUNTER_LOST_CONTROL: &c.LostControl,
+		tracerCounterCOUNTER_LOST_ARGS: &c.LostArgs, tracerCounterCOUNTER_LOST_REQUESTS: &c.LostRequests,
+	} {
 		var perCPU []uint64
 		if err := t.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
 			return c, fmt.Errorf("reading counter %d: %w", i, err)

@@ -14,12 +14,24 @@ import (
 )
 
 type tracerArgs struct {
-	_     structs.HostLayout
-	Buf   uint64
-	Count uint64
-	Fd    uint32
-	Op    uint32
+	_           structs.HostLayout
+	Buf         uint64
+	Count       uint64
+	Fd          uint32
+	Op          uint16
+	NotInjected uint8
+	Pad         uint8
 }
+
+type tracerCounter uint32
+
+const (
+	tracerCounterCOUNTER_LOST_DATA     tracerCounter = 0
+	tracerCounterCOUNTER_LOST_CONTROL  tracerCounter = 1
+	tracerCounterCOUNTER_LOST_ARGS     tracerCounter = 2
+	tracerCounterCOUNTER_LOST_REQUESTS tracerCounter = 3
+	tracerCounterCOUNTER_MAX           tracerCounter = 4
+)
 
 type tracerEvent struct {
 	_          structs.HostLayout
@@ -35,7 +47,8 @@ type tracerEvent struct {
 	TailLen    uint8
 	Flags      uint8
 	TraceFlags uint8
-	Pad        [5]uint8
+	Reason     uint8
+	Netns      uint32
 	Ts         uint64
 	Sock       uint64
 	Laddr      [16]uint8
@@ -47,12 +60,45 @@ type tracerEvent struct {
 	Data       [8192]uint8
 }
 
+type tracerEventFlag uint32
+
+const (
+	tracerEventFlagEVENT_FLAG_AFTER_LOSS   tracerEventFlag = 1
+	tracerEventFlagEVENT_FLAG_CONTEXT      tracerEventFlag = 2
+	tracerEventFlagEVENT_FLAG_INJECTED     tracerEventFlag = 4
+	tracerEventFlagEVENT_FLAG_NOT_INJECTED tracerEventFlag = 8
+)
+
+type tracerEventKind uint32
+
+const (
+	tracerEventKindEVENT_READ    tracerEventKind = 1
+	tracerEventKindEVENT_WRITE   tracerEventKind = 2
+	tracerEventKindEVENT_CLOSE   tracerEventKind = 3
+	tracerEventKindEVENT_EXIT    tracerEventKind = 4
+	tracerEventKindEVENT_SELECT  tracerEventKind = 5
+	tracerEventKindEVENT_CONNECT tracerEventKind = 6
+	tracerEventKindEVENT_ACCEPT  tracerEventKind = 7
+)
+
 type tracerForwardKey struct {
 	_        structs.HostLayout
 	Tgid     uint32
 	Pad      uint32
 	LineHash uint64
 }
+
+type tracerNotInjected uint32
+
+const (
+	tracerNotInjectedNOT_INJECTED_UNTRACKED tracerNotInjected = 1
+	tracerNotInjectedNOT_INJECTED_REUSED    tracerNotInjected = 2
+	tracerNotInjectedNOT_INJECTED_SOCKMAP   tracerNotInjected = 3
+	tracerNotInjectedNOT_INJECTED_ZEROCOPY  tracerNotInjected = 4
+	tracerNotInjectedNOT_INJECTED_FULL      tracerNotInjected = 5
+	tracerNotInjectedNOT_INJECTED_HEAD      tracerNotInjected = 6
+	tracerNotInjectedNOT_INJECTED_FAILED    tracerNotInjected = 7
+)
 
 type tracerPlan struct {
 	_      structs.HostLayout
@@ -82,39 +128,47 @@ type tracerTraceCtx struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tracerMapConnectPorts   = "connect_ports"
-	tracerMapCounters       = "counters"
-	tracerMapEvents         = "events"
-	tracerMapForwardable    = "forwardable"
-	tracerMapInflight       = "inflight"
-	tracerMapInflightByTid  = "inflight_by_tid"
-	tracerMapLossyCount     = "lossy_count"
-	tracerMapLossySocks     = "lossy_socks"
-	tracerMapPids           = "pids"
-	tracerMapPlans          = "plans"
-	tracerMapProcessServing = "process_serving"
-	tracerMapScratch        = "scratch"
-	tracerMapScratchPlan    = "scratch_plan"
-	tracerMapServing        = "serving"
-	tracerMapServingByTid   = "serving_by_tid"
-	tracerProgOnProcessExit = "on_process_exit"
-	tracerProgOnSysEnter    = "on_sys_enter"
-	tracerProgOnSysExit     = "on_sys_exit"
-	tracerVarModern         = "modern"
-	tracerVarNrClose        = "nr_close"
-	tracerVarNrConnect      = "nr_connect"
-	tracerVarNrRead         = "nr_read"
-	tracerVarNrReadv        = "nr_readv"
-	tracerVarNrRecvfrom     = "nr_recvfrom"
-	tracerVarNrRecvmsg      = "nr_recvmsg"
-	tracerVarNrSendfile     = "nr_sendfile"
-	tracerVarNrSendmsg      = "nr_sendmsg"
-	tracerVarNrSendto       = "nr_sendto"
-	tracerVarNrWrite        = "nr_write"
-	tracerVarNrWritev       = "nr_writev"
-	tracerVarPropagate      = "propagate"
-	tracerVarSelfTgid       = "self_tgid"
-	tracerVarWakeupBytes    = "wakeup_bytes"
+	tracerMapConnectPorts      = "connect_ports"
+	tracerMapCounters          = "counters"
+	tracerMapEvents            = "events"
+	tracerMapForwardable       = "forwardable"
+	tracerMapInflight          = "inflight"
+	tracerMapInflightByTid     = "inflight_by_tid"
+	tracerMapLossyCount        = "lossy_count"
+	tracerMapLossySocks        = "lossy_socks"
+	tracerMapPids              = "pids"
+	tracerMapPlans             = "plans"
+	tracerMapProcessServing    = "process_serving"
+	tracerMapScratch           = "scratch"
+	tracerMapScratchPlan       = "scratch_plan"
+	tracerMapServing           = "serving"
+	tracerMapServingByTid      = "serving_by_tid"
+	tracerMapSockStates        = "sock_states"
+	tracerMapThreadBlank       = "thread_blank"
+	tracerProgOnProcessExit    = "on_process_exit"
+	tracerProgOnSysEnter       = "on_sys_enter"
+	tracerProgOnSysExit        = "on_sys_exit"
+	tracerVarModern            = "modern"
+	tracerVarNrAccept          = "nr_accept"
+	tracerVarNrAccept4         = "nr_accept4"
+	tracerVarNrClose           = "nr_close"
+	tracerVarNrConnect         = "nr_connect"
+	tracerVarNrRead            = "nr_read"
+	tracerVarNrReadv           = "nr_readv"
+	tracerVarNrRecvfrom        = "nr_recvfrom"
+	tracerVarNrRecvmsg         = "nr_recvmsg"
+	tracerVarNrSendfile        = "nr_sendfile"
+	tracerVarNrSendmsg         = "nr_sendmsg"
+	tracerVarNrSendto          = "nr_sendto"
+	tracerVarNrWrite           = "nr_write"
+	tracerVarNrWritev          = "nr_writev"
+	tracerVarPropagate         = "propagate"
+	tracerVarSelfTgid          = "self_tgid"
+	tracerVarUnusedCounter     = "unused_counter"
+	tracerVarUnusedEventFlag   = "unused_event_flag"
+	tracerVarUnusedEventKind   = "unused_event_kind"
+	tracerVarUnusedNotInjected = "unused_not_injected"
+	tracerVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadTracer returns the embedded CollectionSpec for tracer.
@@ -183,27 +237,35 @@ type tracerMapSpecs struct {
 	ScratchPlan    *ebpf.MapSpec `ebpf:"scratch_plan"`
 	Serving        *ebpf.MapSpec `ebpf:"serving"`
 	ServingByTid   *ebpf.MapSpec `ebpf:"serving_by_tid"`
+	SockStates     *ebpf.MapSpec `ebpf:"sock_states"`
+	ThreadBlank    *ebpf.MapSpec `ebpf:"thread_blank"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerVariableSpecs struct {
-	Modern      *ebpf.VariableSpec `ebpf:"modern"`
-	NrClose     *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrConnect   *ebpf.VariableSpec `ebpf:"nr_connect"`
-	NrRead      *ebpf.VariableSpec `ebpf:"nr_read"`
-	NrReadv     *ebpf.VariableSpec `ebpf:"nr_readv"`
-	NrRecvfrom  *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
-	NrRecvmsg   *ebpf.VariableSpec `ebpf:"nr_recvmsg"`
-	NrSendfile  *ebpf.VariableSpec `ebpf:"nr_sendfile"`
-	NrSendmsg   *ebpf.VariableSpec `ebpf:"nr_sendmsg"`
-	NrSendto    *ebpf.VariableSpec `ebpf:"nr_sendto"`
-	NrWrite     *ebpf.VariableSpec `ebpf:"nr_write"`
-	NrWritev    *ebpf.VariableSpec `ebpf:"nr_writev"`
-	Propagate   *ebpf.VariableSpec `ebpf:"propagate"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	Modern            *ebpf.VariableSpec `ebpf:"modern"`
+	NrAccept          *ebpf.VariableSpec `ebpf:"nr_accept"`
+	NrAccept4         *ebpf.VariableSpec `ebpf:"nr_accept4"`
+	NrClose           *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrConnect         *ebpf.VariableSpec `ebpf:"nr_connect"`
+	NrRead            *ebpf.VariableSpec `ebpf:"nr_read"`
+	NrReadv           *ebpf.VariableSpec `ebpf:"nr_readv"`
+	NrRecvfrom        *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
+	NrRecvmsg         *ebpf.VariableSpec `ebpf:"nr_recvmsg"`
+	NrSendfile        *ebpf.VariableSpec `ebpf:"nr_sendfile"`
+	NrSendmsg         *ebpf.VariableSpec `ebpf:"nr_sendmsg"`
+	NrSendto          *ebpf.VariableSpec `ebpf:"nr_sendto"`
+	NrWrite           *ebpf.VariableSpec `ebpf:"nr_write"`
+	NrWritev          *ebpf.VariableSpec `ebpf:"nr_writev"`
+	Propagate         *ebpf.VariableSpec `ebpf:"propagate"`
+	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedNotInjected *ebpf.VariableSpec `ebpf:"unused_not_injected"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // tracerObjects contains all objects after they have been loaded into the kernel.
@@ -241,6 +303,8 @@ type tracerMaps struct {
 	ScratchPlan    *ebpf.Map `ebpf:"scratch_plan"`
 	Serving        *ebpf.Map `ebpf:"serving"`
 	ServingByTid   *ebpf.Map `ebpf:"serving_by_tid"`
+	SockStates     *ebpf.Map `ebpf:"sock_states"`
+	ThreadBlank    *ebpf.Map `ebpf:"thread_blank"`
 }
 
 func (m *tracerMaps) Close() error {
@@ -260,6 +324,8 @@ func (m *tracerMaps) Close() error {
 		m.ScratchPlan,
 		m.Serving,
 		m.ServingByTid,
+		m.SockStates,
+		m.ThreadBlank,
 	)
 }
 
@@ -267,21 +333,27 @@ func (m *tracerMaps) Close() error {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerVariables struct {
-	Modern      *ebpf.Variable `ebpf:"modern"`
-	NrClose     *ebpf.Variable `ebpf:"nr_close"`
-	NrConnect   *ebpf.Variable `ebpf:"nr_connect"`
-	NrRead      *ebpf.Variable `ebpf:"nr_read"`
-	NrReadv     *ebpf.Variable `ebpf:"nr_readv"`
-	NrRecvfrom  *ebpf.Variable `ebpf:"nr_recvfrom"`
-	NrRecvmsg   *ebpf.Variable `ebpf:"nr_recvmsg"`
-	NrSendfile  *ebpf.Variable `ebpf:"nr_sendfile"`
-	NrSendmsg   *ebpf.Variable `ebpf:"nr_sendmsg"`
-	NrSendto    *ebpf.Variable `ebpf:"nr_sendto"`
-	NrWrite     *ebpf.Variable `ebpf:"nr_write"`
-	NrWritev    *ebpf.Variable `ebpf:"nr_writev"`
-	Propagate   *ebpf.Variable `ebpf:"propagate"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	Modern            *ebpf.Variable `ebpf:"modern"`
+	NrAccept          *ebpf.Variable `ebpf:"nr_accept"`
+	NrAccept4         *ebpf.Variable `ebpf:"nr_accept4"`
+	NrClose           *ebpf.Variable `ebpf:"nr_close"`
+	NrConnect         *ebpf.Variable `ebpf:"nr_connect"`
+	NrRead            *ebpf.Variable `ebpf:"nr_read"`
+	NrReadv           *ebpf.Variable `ebpf:"nr_readv"`
+	NrRecvfrom        *ebpf.Variable `ebpf:"nr_recvfrom"`
+	NrRecvmsg         *ebpf.Variable `ebpf:"nr_recvmsg"`
+	NrSendfile        *ebpf.Variable `ebpf:"nr_sendfile"`
+	NrSendmsg         *ebpf.Variable `ebpf:"nr_sendmsg"`
+	NrSendto          *ebpf.Variable `ebpf:"nr_sendto"`
+	NrWrite           *ebpf.Variable `ebpf:"nr_write"`
+	NrWritev          *ebpf.Variable `ebpf:"nr_writev"`
+	Propagate         *ebpf.Variable `ebpf:"propagate"`
+	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedNotInjected *ebpf.Variable `ebpf:"unused_not_injected"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // tracerPrograms contains all programs after they have been loaded into the kernel.

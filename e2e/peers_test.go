@@ -62,8 +62,10 @@ func runServer(addr string) {
 		}
 	})
 	if down := os.Getenv("E2E_DOWNSTREAM"); down != "" {
-		// A service that calls another while serving: /front/x calls /back/x.
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		// A service that calls another while serving: /front/x calls /back/x,
+		// on a connection of its own with E2E_DOWNSTREAM_CLOSE set.
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64,
+			DisableKeepAlives: os.Getenv("E2E_DOWNSTREAM_CLOSE") != ""}}
 		mux.HandleFunc("/front/{id}", func(w http.ResponseWriter, r *http.Request) {
 			resp, err := client.Get("http://" + down + "/back/" + r.PathValue("id"))
 			if err != nil {

@@ -32,13 +32,14 @@ func runEcho(addr string) {
 const ownTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 // runEchoClient sends n requests to url ("{i}" is the request's number)
-// over `concurrency` keep-alive connections, odd ones as POSTs with an
-// i-byte body, then one more that carries its own traceparent, and prints
-// "ECHO <i> <answer>" for each ("own" for the last). With wait, it opens its
-// connection with request 0, says CONNECTED and waits for a line on stdin
-// before the rest.
+// over `concurrency` keep-alive connections (a connection per request with
+// E2E_CLOSE set), odd ones as POSTs with an i-byte body, then one more that
+// carries its own traceparent, and prints "ECHO <i> <answer>" for each
+// ("own" for the last). With wait, it opens its connection with request 0,
+// says CONNECTED and waits for a line on stdin before the rest.
 func runEchoClient(url string, n, concurrency int, wait bool) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency,
+		DisableKeepAlives: os.Getenv("E2E_CLOSE") != ""}}
 	send := func(i int, header string) string {
 		u := strings.ReplaceAll(url, "{i}", strconv.Itoa(i))
 		req, _ := http.NewRequest(http.MethodGet, u, nil)

@@ -79,12 +79,13 @@ func parseEcho(t *testing.T, s string) echo {
 }
 
 // startEchoClient starts the echo client; with wait it stops after its
-// first request until go() is called.
-func startEchoClient(t *testing.T, url string, n, concurrency int, wait bool) (p *peer, resume func() map[string]echo) {
+// first request until go() is called. env is added to its environment.
+func startEchoClient(t *testing.T, url string, n, concurrency int, wait bool, env ...string) (p *peer, resume func() map[string]echo) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "E2E_ROLE=echo-client", "E2E_URL="+url,
 		"E2E_REQUESTS="+strconv.Itoa(n), "E2E_CONCURRENCY="+strconv.Itoa(concurrency))
+	cmd.Env = append(cmd.Env, env...)
 	var stdin io.WriteCloser
 	if wait {
 		cmd.Env = append(cmd.Env, "E2E_WAIT=1")
@@ -131,10 +132,11 @@ func byLastSegment(spans []span) map[string]span {
 	return out
 }
 
-// A client on this host calls a server on another host: each request
-// reaches it with a traceparent equal to the client span's context, bodies
-// intact; a request with its own traceparent keeps it. The server, watched
-// too, continues the client's trace as its child.
+// A client on this host calls a server on another host. The first request
+// of each connection reaches it with a traceparent equal to the client
+// span's context, bodies intact; later requests on a connection go out
+// unchanged, counted; a request with its own traceparent keeps it. The
+// server, watched too, continues the client's trace as its child.
 func TestPropagationAcrossHosts(t *testing.T) {
 	host := newOtherHost(t)
 	srv := host.startEcho(t)
@@ -145,9 +147,16 @@ func TestPropagationAcrossHosts(t *testing.T) {
 		c.Discovery.OpenPorts = port // selects the client at connect()
 	})
 	h.waitInstrumented(t, srv.pid())
+	injected := func() int64 {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected")
+	}
+	notInjected := func(reason string) int64 {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "reason", reason)
+	}
 
 	const n = 60
-	client, done := startEchoClient(t, "http://"+srv.addr+"/tp/{i}", n, 4, false)
+	// A connection per request: every request is the first of its own.
+	client, done := startEchoClient(t, "http://"+srv.addr+"/tp/{i}", n, 4, false, "E2E_CLOSE=1")
 	answers := done()
 	clientSpans := byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n+1))
 	serverSpans := byLastSegment(h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, n+1))
@@ -167,27 +176,53 @@ func TestPropagationAcrossHosts(t *testing.T) {
 	ownSpan := clientSpans[strconv.Itoa(n)]
 	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", ownSpan.TraceID().String())
 	require.Equal(t, "b7ad6b7169203331", ownSpan.ParentSpanID().String())
-
-	require.Eventually(t, func() bool {
-		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected") == n
-	}, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return injected() == n }, 5*time.Second, 20*time.Millisecond)
 	assert.Equal(t, int64(1), h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "kept"))
 	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "not_injected"))
 	assert.Empty(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All())
-	// Plans live from a write's entry to its exit: none is left.
-	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_map_entries", "map", "plans"))
+
+	// Keep-alive connections: only a connection's first request carries
+	// one; the others go out as they were, and are counted.
+	h.traces.Reset()
+	client, done = startEchoClient(t, "http://"+srv.addr+"/ka/{i}", n, 4, false)
+	answers = done()
+	clientSpans = byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n+1))
+	carried := 0
+	for i := 0; i < n; i++ {
+		key := strconv.Itoa(i)
+		if tp := answers[key].traceparent; tp != "" {
+			require.Equal(t, spanContext(clientSpans[key]), tp, "request %d", i)
+			carried++
+		}
+		if i%2 == 1 {
+			require.Equal(t, i, answers[key].length, "request %d: the body is intact", i)
+		}
+	}
+	t.Logf("PROPAGATION keep-alive: %d of %d requests were first on their connection and carried a traceparent", carried, n)
+	require.GreaterOrEqual(t, carried, 1)
+	require.LessOrEqual(t, carried, 4, "at most one per connection")
+	require.Eventually(t, func() bool {
+		return injected() == int64(n+carried) && notInjected("reused_connection") == int64(n-carried)
+	}, 5*time.Second, 20*time.Millisecond, "injected %d, reused %d", injected(), notInjected("reused_connection"))
+	assert.Len(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All(), 1, "said once")
+	// Plans live from a write's entry to its exit, connection states from
+	// connect to close: none is left.
+	require.Eventually(t, func() bool {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_map_entries", "map", "plans") == 0 &&
+			h.selfMetric(t, "otelcol_receiver_ebpf_map_entries", "map", "sock_states") == 0
+	}, 5*time.Second, 50*time.Millisecond)
 	assert.Equal(t, int64(16384), h.selfMetric(t, "otelcol_receiver_ebpf_map_capacity", "map", "forwardable"))
 }
 
-// A Go service on this host that calls the other host while serving: the
-// call carries the service's trace, as the child of its server span.
-// Sequential requests must all be right; with concurrent clients the
-// header still always equals the client span's context, and how often the
-// parent is right is measured.
+// A Go service on this host that calls the other host while serving, on a
+// connection per call: the call carries the service's trace, as the child
+// of its server span. Sequential requests must all be right; with
+// concurrent clients the header still always equals the client span's
+// context, and how often the parent is right is measured.
 func TestPropagationFromAServiceCall(t *testing.T) {
 	host := newOtherHost(t)
 	srv := host.startEcho(t)
-	relay := startGoServer(t, "E2E_DOWNSTREAM="+srv.addr)
+	relay := startGoServer(t, "E2E_DOWNSTREAM="+srv.addr, "E2E_DOWNSTREAM_CLOSE=1")
 	relayAddr := relay.addr
 	h := startReceiver(t, func(c *ebpfreceiver.Config) {
 		c.ContextPropagation = "headers"
@@ -252,7 +287,7 @@ func TestPropagationFallsBackOnOldConnections(t *testing.T) {
 	}
 	require.Equal(t, ownTraceparent, answers["own"].traceparent)
 	require.Eventually(t, func() bool {
-		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "not_injected") == n-1
+		return h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "reason", "untracked_connection") == n-1
 	}, 5*time.Second, 20*time.Millisecond)
 	require.Len(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All(), 1, "said once")
 }

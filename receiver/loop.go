@@ -5,18 +5,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/conntrack"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/correlate"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 const (
@@ -37,42 +38,20 @@ const (
 	// host may wait for the client's write of its request: on loopback the
 	// kernel often reports the server's read first.
 	linkGrace = 50 * time.Millisecond
-	// spareConns bounds the closed connections whose state is kept for
-	// new ones.
-	spareConns = 64
-	// maxIPTexts bounds the addresses whose text is kept.
-	maxIPTexts = 4096
 )
 
-type connKey struct {
-	pid  uint32
-	sock uint64
-}
-
-type conn struct {
-	http   *http1.Conn
-	req    spans.Request // Local and Remote, reused for each exchange
-	lastNs uint64
-	// peerUnwatched: a server span of this connection waited linkGrace for
-	// its client's write in vain, so the client is not watched and later
-	// spans need not wait (wrk, curl, anything not selected).
-	peerUnwatched bool
-	// uses counts the connections this state served: a parked span's
-	// connection may have closed and its state serve another since.
-	uses uint64
-}
-
 // eventLoop owns everything on the path from a kernel event to a span: it
-// runs on one goroutine, so none of it is locked.
+// runs on one goroutine, so none of it is locked. Nothing of one event is
+// kept for the next but in the connection it belongs to: each segment
+// carries its own thread and kernel context to the parser, and each
+// exchange carries them on to correlation.
 type eventLoop struct {
 	r       *Receiver
-	conns   map[connKey]*conn
-	spare   []*conn               // closed connections' state, for new ones
-	ipTexts map[netip.Addr]string // the text of addresses seen
+	conns   *conntrack.Table
 	builder spans.Builder
 
 	batch      ptrace.Traces
-	batchProcs map[uint32]ptrace.SpanSlice
+	batchProcs map[*process]ptrace.SpanSlice
 	batchSpans int
 	batchSince time.Time
 	out        chan ptrace.Traces
@@ -82,33 +61,32 @@ type eventLoop struct {
 	parked     []parkedSpan  // finished server spans waiting for their client
 	printer    *bufio.Writer // nil unless spans are printed as text
 
-	counts     loopCounts
-	discarding bool         // Done counts exchanges as lost instead of emitting them
-	connCount  atomic.Int64 // len(conns), for the gauge read elsewhere
+	counts    loopCounts
+	published published
+	connCount atomic.Int64 // conns.Len(), for the gauge read elsewhere
 
-	ev        events.Event
-	cur       *conn
-	curPid    uint32
-	curTid    uint32
-	kernel    spans.Identity // chosen by the kernel for the current event; kernelSet tells if set
-	kernelSet events.ContextKind
+	ev  events.Event
+	seg protocols.Segment // the segment of the event being handled
 	// warnedNotInjected: the log said once that a request could not carry
 	// a traceparent.
 	warnedNotInjected bool
 	lastSweep         uint64
 	lastTime          uint64 // of the latest data event
+	lastIdle          time.Time
 }
 
 func newEventLoop(r *Receiver) *eventLoop {
-	return &eventLoop{
-		r:       r,
-		conns:   map[connKey]*conn{},
-		ipTexts: map[netip.Addr]string{},
-		builder: spans.Builder{Router: r.opts.Router, RecordQuery: r.opts.RecordQuery, Clock: clockOffset()},
-		out:     make(chan ptrace.Traces, queuedBatches),
-		linker:  correlate.New(),
-		printer: printerFor(r.opts),
+	l := &eventLoop{
+		r:         r,
+		builder:   spans.Builder{Clock: clockOffset()},
+		out:       make(chan ptrace.Traces, queuedBatches),
+		linker:    correlate.New(),
+		printer:   printerFor(r.opts),
+		counts:    newLoopCounts(),
+		published: newPublished(),
 	}
+	l.conns = conntrack.New(r.opts.Registry, &r.opts.Protocols, l.prepare)
+	return l
 }
 
 func printerFor(opts Options) *bufio.Writer {
@@ -120,7 +98,7 @@ func printerFor(opts Options) *bufio.Writer {
 
 func (l *eventLoop) run() {
 	defer close(l.out)
-	defer l.r.publish(context.Background(), &l.counts)
+	defer l.publish(context.Background())
 	defer l.flush()
 	defer l.unpark(true)
 	defer l.closeAll()
@@ -130,13 +108,7 @@ func (l *eventLoop) run() {
 		switch {
 		case errors.Is(err, events.ErrTimeout):
 			// Everything waiting was read: time to flush a ripe batch.
-			l.unpark(false)
-			if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
-				l.flush()
-			}
-			l.r.publish(context.Background(), &l.counts)
-			l.connCount.Store(int64(len(l.conns)))
-			l.r.reader.SetDeadline(time.Now().Add(pollEvery))
+			l.idle()
 			continue
 		case errors.Is(err, events.ErrClosed):
 			return
@@ -153,17 +125,42 @@ func (l *eventLoop) run() {
 		if l.batchSpans >= batchSpans {
 			l.flush()
 		}
+		// Under a load that never lets the ring buffer run dry, the reader
+		// never times out: what waits for a pause is done now and then.
+		if l.counts.events%1024 == 0 && time.Since(l.lastIdle) >= pollEvery {
+			l.idle()
+		}
 	}
 }
 
+// idle does what waits for a pause in the events.
+func (l *eventLoop) idle() {
+	l.lastIdle = time.Now()
+	l.drainEnded()
+	l.unpark(false)
+	if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
+		l.flush()
+	}
+	l.publish(context.Background())
+	l.connCount.Store(int64(l.conns.Len()))
+	l.r.reader.SetDeadline(time.Now().Add(pollEvery))
+}
+
 func (l *eventLoop) handle(ev *events.Event) {
+	key := conntrack.Key{Pid: ev.Pid, Sock: ev.Sock}
 	switch ev.Kind {
 	case events.Read, events.Write:
-		l.data(ev)
+		l.data(key, ev)
+	case events.Connect:
+		l.conns.Open(key, ev.Netns, ev.Local, ev.Remote, protocols.RoleClient, ev.Time)
+	case events.Accept:
+		l.conns.Open(key, ev.Netns, ev.Local, ev.Remote, protocols.RoleServer, ev.Time)
 	case events.Close:
-		l.closeConn(connKey{ev.Pid, ev.Sock}, ev.Time)
+		l.closeConn(key, ev.Time)
 	case events.Exit:
-		l.exit(ev.Pid, ev.Time)
+		if p := l.r.procs.get(ev.Pid); p != nil && p.startedBy(ev.Time) {
+			l.processEnded(p, ev.Time)
+		}
 	case events.Select:
 		if l.r.procs.get(ev.Pid) == nil {
 			l.r.adopt(l.r.procs.describe(ev.Pid, commName(ev.Data)))
@@ -174,249 +171,238 @@ func (l *eventLoop) handle(ev *events.Event) {
 	}
 }
 
-func (l *eventLoop) data(ev *events.Event) {
-	key := connKey{ev.Pid, ev.Sock}
-	c := l.conns[key]
-	if c == nil {
-		c = l.newConn(ev.Local, ev.Remote)
-		l.conns[key] = c
-	}
-	c.lastNs = ev.Time
+func (l *eventLoop) data(key conntrack.Key, ev *events.Event) {
 	l.lastTime = ev.Time
-	dir := http1.Inbound
-	if ev.Kind == events.Write {
-		dir = http1.Outbound
-	}
-	l.cur, l.curPid, l.curTid = c, ev.Pid, ev.Tid
-	l.takeContext(ev)
+	l.countChosen(ev)
 	if ev.AfterLoss {
-		l.forgetPending(c, ev.Time)
+		l.conns.Lost(key, ev.Time)
 	}
-	c.http.Feed(dir, http1.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time}, l)
+	dir := protocols.Inbound
+	if ev.Kind == events.Write {
+		dir = protocols.Outbound
+	}
+	l.seg = protocols.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time, Tid: ev.Tid, Chosen: ev.Chosen}
+	l.conns.Segment(key, ev.Netns, ev.Local, ev.Remote, dir, &l.seg)
 }
 
-// newConn returns the state of a new connection, made from a closed one's
-// when there is one: behind clients that do not reuse connections, making
-// it all anew would cost allocations on every request.
-func (l *eventLoop) newConn(local, remote netip.AddrPort) *conn {
-	var c *conn
-	if n := len(l.spare); n > 0 {
-		c = l.spare[n-1]
-		l.spare[n-1] = nil
-		l.spare = l.spare[:n-1]
-		c.http.Reuse()
-		c.peerUnwatched = false
-		c.uses++
-	} else {
-		c = &conn{http: http1.NewConn()}
+// prepare readies a new connection: its sink, and the service its routes
+// are counted for.
+func (l *eventLoop) prepare(c *conntrack.Conn) {
+	if c.Sink == nil {
+		c.Sink = &connSink{l: l, c: c}
 	}
-	c.req.SetConnText(local, remote, l.ipText(local.Addr()), l.ipText(remote.Addr()))
-	return c
+	if p := l.r.procs.get(c.Key.Pid); p != nil {
+		c.Info.Service = p.ServiceName
+	}
 }
 
-// ipText returns the text of addr, made once: the watched processes' own
-// addresses are few, and their peers come back.
-func (l *eventLoop) ipText(addr netip.Addr) string {
-	if s, ok := l.ipTexts[addr]; ok {
-		return s
-	}
-	if len(l.ipTexts) >= maxIPTexts {
-		clear(l.ipTexts)
-	}
-	s := addr.String()
-	l.ipTexts[addr] = s
-	return s
-}
-
-func (l *eventLoop) closeConn(key connKey, ts uint64) {
-	c := l.conns[key]
+func (l *eventLoop) closeConn(key conntrack.Key, ts uint64) {
+	c := l.conns.Close(key, ts)
 	if c == nil {
 		return
 	}
-	l.cur, l.curPid = c, key.pid
-	c.http.Close(ts, l)
-	l.counts.parse.Add(c.http.Stats())
-	delete(l.conns, key)
 	// Client requests left waiting on this connection will not be read now.
-	l.linker.FlowClosed(correlate.Flow{Client: c.req.Local, Server: c.req.Remote})
-	l.linker.FlowClosed(correlate.Flow{Client: c.req.Remote, Server: c.req.Local})
-	if len(l.spare) < spareConns {
-		l.spare = append(l.spare, c) // nothing else holds c: spans copy what they need
-	}
-}
-
-func (l *eventLoop) exit(pid uint32, ts uint64) {
-	for key := range l.conns {
-		if key.pid == pid {
-			l.closeConn(key, ts)
-		}
-	}
-	l.r.procs.remove(pid)
-	l.linker.ProcessExited(pid)
-	if l.r.agg != nil {
-		l.r.agg.Forget(pid)
-	}
-}
-
-// forgetPending drops what a connection was in the middle of: events of it
-// were lost, so what comes next must not be paired with what came before.
-// The requests waiting for a response are counted as lost, not emitted.
-func (l *eventLoop) forgetPending(c *conn, ts uint64) {
-	l.discarding = true
-	c.http.Close(ts, l)
-	l.discarding = false
+	netns := flowNetns(c)
+	l.linker.FlowClosed(correlate.Flow{Netns: netns, Client: c.Info.Local, Server: c.Info.Remote})
+	l.linker.FlowClosed(correlate.Flow{Netns: netns, Client: c.Info.Remote, Server: c.Info.Local})
 }
 
 // closeAll ends every connection when the receiver stops: requests still
 // waiting for a response are emitted without one, not forgotten.
 func (l *eventLoop) closeAll() {
-	for key := range l.conns {
-		l.closeConn(key, l.lastTime)
-	}
+	l.conns.Each(func(c *conntrack.Conn) { l.closeConn(c.Key, l.lastTime) })
 }
 
 // sweep drops connections silent for longer than idleConn.
 func (l *eventLoop) sweep(now uint64) {
 	l.lastSweep = now
-	for key, c := range l.conns {
-		if now-c.lastNs > uint64(idleConn) {
-			l.closeConn(key, now)
+	l.conns.Each(func(c *conntrack.Conn) {
+		if now-c.LastNs > uint64(idleConn) {
+			l.closeConn(c.Key, now)
 		}
-	}
+	})
 	l.linker.Compact()
 }
 
-// takeContext keeps the context the kernel chose for the request the event
-// begins (context propagation), for Started, and counts what became of
-// requests' traceparent.
-func (l *eventLoop) takeContext(ev *events.Event) {
-	l.kernelSet = ev.Context.Kind
-	switch ev.Context.Kind {
-	case events.NoContext:
-		return
-	case events.NotInjected:
-		l.counts.notInjected++
-		l.warnNotInjected(ev.Pid)
-		return
-	case events.Injected:
-		l.counts.injected++
+// drainEnded ends the processes discovery found gone.
+func (l *eventLoop) drainEnded() {
+	for {
+		select {
+		case p := <-l.r.ended:
+			l.processEnded(p, l.lastTime)
+		default:
+			return
+		}
 	}
-	c := &ev.Context
-	l.kernel = spans.Identity{TraceID: c.TraceID, SpanID: c.SpanID, ParentID: c.ParentID, Flags: c.Flags}
 }
 
-func (l *eventLoop) warnNotInjected(pid uint32) {
+// ended forgets process pid: its connections end now, and what links to
+// its requests goes.
+func (l *eventLoop) ended(pid uint32, ts uint64) {
+	l.conns.Each(func(c *conntrack.Conn) {
+		if c.Key.Pid == pid {
+			l.closeConn(c.Key, ts)
+		}
+	})
+	l.linker.ProcessExited(pid)
+}
+
+// countChosen counts what became of the traceparent of a request a write
+// began, with propagation on.
+func (l *eventLoop) countChosen(ev *events.Event) {
+	switch ev.Chosen.Kind {
+	case tracecontext.Injected:
+		l.counts.injected++
+	case tracecontext.NotInjected:
+		l.counts.notInjected[ev.Chosen.Reason]++
+		l.warnNotInjected(ev.Pid, ev.Chosen.Reason)
+	}
+}
+
+func (l *eventLoop) warnNotInjected(pid uint32, reason uint8) {
 	if l.warnedNotInjected {
 		return
 	}
 	l.warnedNotInjected = true
-	l.r.logger().Warn("a request could not carry a traceparent header: its connection was opened before "+
-		"the receiver started, or its head is larger than 4 KiB; its span is linked on this node only "+
-		"(receiver_ebpf_propagation_requests{outcome=\"not_injected\"} counts them; this is logged once)",
-		zap.Uint32("pid", pid))
+	l.r.logger().Warn("a request could not carry a traceparent header; its span is linked on this node only. "+
+		"Only the first request of a connection opened after the receiver started can carry one "+
+		"(receiver_ebpf_propagation_requests{outcome=\"not_injected\"} counts the others by reason; this is logged once)",
+		zap.Uint32("pid", pid), zap.String("reason", bpf.NotInjectedReasons[reason]))
 }
 
-// kernelContext hands the current event's kernel context to the first
-// request of kind that starts in it.
-func (l *eventLoop) kernelContext(kind events.ContextKind) *spans.Identity {
-	if l.kernelSet != kind {
-		return nil
-	}
-	l.kernelSet = events.NoContext // a pipelined request after it gets none
-	return &l.kernel
+// connSink receives the exchanges of one connection.
+type connSink struct {
+	l *eventLoop
+	c *conntrack.Conn
 }
 
-// Started gives a request of the current connection its identity, linked
-// to the other spans of the node (http1.Handler).
-func (l *eventLoop) Started(x *http1.Exchange) {
-	c := l.cur
-	if x.Role == http1.RoleServer {
-		flow := correlate.Flow{Client: c.req.Remote, Server: c.req.Local}
-		x.Tag = l.linker.ServerStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent, l.kernelContext(events.Served))
+func (s *connSink) Started(x *protocols.Exchange) { s.l.started(s.c, x) }
+func (s *connSink) Done(r protocols.Record)       { s.l.done(s.c, r) }
+func (s *connSink) Failed(reason string) {
+	s.l.counts.parseFailed(s.c.Protocol(), reason)
+}
+
+// started gives a request of connection c its identity, linked to the
+// other spans of the node.
+func (l *eventLoop) started(c *conntrack.Conn, x *protocols.Exchange) {
+	pid := c.Key.Pid
+	if x.Role == protocols.RoleServer {
+		flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Remote, Server: c.Info.Local}
+		x.Tag = l.linker.ServerStarted(pid, x.Tid, flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
 		return
 	}
 	if l.r.opts.Propagate && x.Traceparent != "" {
 		l.counts.kept++
 	}
-	flow := correlate.Flow{Client: c.req.Local, Server: c.req.Remote}
-	x.Tag = l.linker.ClientStarted(l.curPid, l.curTid, flow, x.Method, x.Target, x.Traceparent, l.kernelContext(events.Injected))
+	flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Local, Server: c.Info.Remote}
+	x.Tag = l.linker.ClientStarted(pid, x.Tid, flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Injected))
 }
 
-// Done turns one exchange of the current connection into a span and a
-// metric observation (http1.Handler).
-func (l *eventLoop) Done(x *http1.Exchange) {
-	id := x.Tag.(*correlate.Span)
-	if x.Role == http1.RoleServer {
-		defer l.linker.ServerDone(l.curPid, id)
+// flowNetns is the network namespace that tells c's flow from another
+// with the same addresses: a loopback connection's (two pods may each talk
+// to 127.0.0.1:15001), none for other addresses, which tell one
+// connection from another on the node by themselves, so that the two
+// ends of a connection between namespaces (pods) meet.
+func flowNetns(c *conntrack.Conn) uint32 {
+	if c.Info.Local.Addr().IsLoopback() {
+		return c.Netns
 	}
-	if l.discarding {
-		// A request whose line was cut by the loss was counted by the
-		// kernel, with the part it lost.
-		if x.Version != "" {
+	return 0
+}
+
+// chosen is the identity the kernel chose for x, when it is of kind.
+func chosen(x *protocols.Exchange, kind tracecontext.ChosenKind) *tracecontext.Identity {
+	if x.Chosen.Kind != kind {
+		return nil
+	}
+	return &x.Chosen.Identity
+}
+
+// done turns one exchange of connection c into a span and a metric
+// observation.
+func (l *eventLoop) done(c *conntrack.Conn, r protocols.Record) {
+	x := r.Common()
+	if x.Tag == nil { // a parser that found the request only with its end
+		l.started(c, x)
+	}
+	id := x.Tag.(*correlate.Span)
+	if x.Role == protocols.RoleServer {
+		defer l.linker.ServerDone(c.Key.Pid, id)
+	}
+	if c.Discarding {
+		// A request whose first bytes went with the loss was counted by
+		// the kernel, with the event it lost.
+		if !x.Clipped {
 			l.r.requestsLostAfterLoss.Add(1)
 		}
 		return
 	}
 	l.counts.requests++
-	p := l.r.procs.get(l.curPid)
-	if p == nil {
-		p, _ = l.r.procs.add(l.r.procs.describe(l.curPid, ""))
-	}
-	req := &l.cur.req
-	req.Exchange = *x
+	p := l.r.procs.getOrDescribe(c.Key.Pid)
 	if l.r.traces != nil {
-		if x.Role == http1.RoleServer && !l.cur.peerUnwatched && fromThisHost(req) && l.linker.Unlinked(id) {
-			l.parked = append(l.parked, parkedSpan{p: p, c: l.cur, uses: l.cur.uses, req: *req, id: id, since: time.Now()})
-		} else {
-			l.addSpan(p, req, id)
-		}
+		l.span(c, p, r, id)
 	}
 	if l.r.metrics != nil {
-		l.observe(p, req)
+		if k, obs, ok := r.Metric(&c.Info); ok {
+			l.r.agg.Record(p, k, obs, 0) // now, when a series starts
+		}
 	}
 }
 
-// addSpan appends a span to the batch. Its trace id and parent are
-// settled when the batch is flushed: by then the events that link it (a
-// client's write the kernel reported late) have most likely been read.
-func (l *eventLoop) addSpan(p *process, req *spans.Request, id *correlate.Span) {
+// span builds the span of r. A server span whose client may be a watched
+// process of this host waits for it (parked) before it goes into a batch.
+func (l *eventLoop) span(c *conntrack.Conn, p *process, r protocols.Record, id *correlate.Span) {
+	x := r.Common()
+	if x.Role == protocols.RoleServer && !c.PeerUnwatched && fromThisHost(&c.Info) && l.linker.Unlinked(id) {
+		span := ptrace.NewSpan()
+		l.builder.Fill(span, r, &c.Info, &id.Identity)
+		l.parked = append(l.parked, parkedSpan{p: p, c: c, uses: c.Uses, span: span, id: id, since: time.Now()})
+		return
+	}
+	l.builder.Fill(l.newSpan(p, id), r, &c.Info, &id.Identity)
+}
+
+// newSpan appends an empty span of process p to the batch. Its trace id
+// and parent are settled when the batch is flushed: by then the events
+// that link it (a client's write the kernel reported late) have most
+// likely been read.
+func (l *eventLoop) newSpan(p *process, id *correlate.Span) ptrace.Span {
 	if l.batchSpans == 0 {
 		l.batch = ptrace.NewTraces()
 		if l.batchProcs == nil {
-			l.batchProcs = map[uint32]ptrace.SpanSlice{}
+			l.batchProcs = map[*process]ptrace.SpanSlice{}
 		}
 		l.batchSince = time.Now()
 	}
-	pid := uint32(p.Pid)
-	ss, ok := l.batchProcs[pid]
+	ss, ok := l.batchProcs[p]
 	if !ok {
 		rs := l.batch.ResourceSpans().AppendEmpty()
-		p.fill(rs.Resource().Attributes())
+		p.Fill(rs.Resource().Attributes())
 		scope := rs.ScopeSpans().AppendEmpty()
 		scope.Scope().SetName(l.r.scope)
 		ss = scope.Spans()
-		l.batchProcs[pid] = ss
+		l.batchProcs[p] = ss
 	}
 	span := ss.AppendEmpty()
-	l.builder.Fill(span, req, &id.Identity)
 	l.batchSpans++
 	l.unresolved = append(l.unresolved, unresolved{span: span, id: id, service: p.ServiceName})
+	return span
 }
 
 // parkedSpan is a finished server span waiting for its client's write.
 type parkedSpan struct {
 	p     *process
-	c     *conn
-	uses  uint64 // c.uses when parked
-	req   spans.Request
+	c     *conntrack.Conn
+	uses  uint64 // c.Uses when parked
+	span  ptrace.Span
 	id    *correlate.Span
 	since time.Time
 }
 
 // fromThisHost: the peer may be a watched process of this node.
-func fromThisHost(req *spans.Request) bool {
-	peer := req.Remote.Addr()
-	return peer.IsLoopback() || peer == req.Local.Addr()
+func fromThisHost(conn *protocols.ConnInfo) bool {
+	peer := conn.Remote.Addr()
+	return peer.IsLoopback() || peer == conn.Local.Addr()
 }
 
 // unpark moves parked spans into the batch once they found their client,
@@ -430,12 +416,10 @@ func (l *eventLoop) unpark(force bool) {
 	for _, pk := range l.parked {
 		unlinked := l.linker.Unlinked(pk.id)
 		if force || !unlinked || now.Sub(pk.since) >= linkGrace {
-			if unlinked && !force {
-				if pk.c.uses == pk.uses {
-					pk.c.peerUnwatched = true
-				}
+			if unlinked && !force && pk.c.Uses == pk.uses {
+				pk.c.PeerUnwatched = true
 			}
-			l.addSpan(pk.p, &pk.req, pk.id)
+			pk.span.MoveTo(l.newSpan(pk.p, pk.id))
 			continue
 		}
 		kept = append(kept, pk)
@@ -465,27 +449,6 @@ func (l *eventLoop) resolve() {
 		l.unresolved[i] = unresolved{}
 	}
 	l.unresolved = l.unresolved[:0]
-}
-
-func (l *eventLoop) observe(p *process, req *spans.Request) {
-	k := redmetrics.Key{Server: req.Role == http1.RoleServer, Method: req.Method, Status: req.Status, Version: req.Version}
-	if k.Server {
-		k.Route = l.builder.ServerRoute(req)
-		k.ServerPort = int(req.Local.Port())
-	} else {
-		k.ServerAddr = req.RemoteIP
-		k.ServerPort = int(req.Remote.Port())
-	}
-	end := req.ResponseEnd
-	if end == 0 {
-		end = req.RequestEnd
-	}
-	o := redmetrics.Observation{
-		Duration:     float64(end-req.RequestStart) / 1e9,
-		RequestBody:  req.RequestBodySize,
-		ResponseBody: req.ResponseBodySize,
-	}
-	l.r.agg.Record(uint32(p.Pid), p.fill, k, o, 0) // now, when a series starts
 }
 
 // flush hands the batch to the sender without waiting: a full queue means

@@ -1,12 +1,11 @@
 package receiver
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 )
 
 // A request on a warm keep-alive connection allocates only what its span
@@ -17,30 +16,27 @@ import (
 func TestRequestAllocations(t *testing.T) {
 	for _, c := range []struct {
 		name              string
-		reqKind, respKind byte
+		reqKind, respKind events.Kind
 		short             bool // one request per connection
 		attributes        float64
 	}{
-		{"server", bpf.EventRead, bpf.EventWrite, false, 15},
-		{"client", bpf.EventWrite, bpf.EventRead, false, 12},
-		{"server, short connections", bpf.EventRead, bpf.EventWrite, true, 15},
+		{"server", events.Read, events.Write, false, 15},
+		{"client", events.Write, events.Read, false, 12},
+		{"server, short connections", events.Read, events.Write, true, 15},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			loop := newTestLoop(t)
-			raws := exchangeEvents(c.reqKind, c.respKind, 1)
+			conns := [][][]byte{encode(exchangeEvents(c.reqKind, c.respKind, 1))}
 			if c.short {
-				raws = append(raws, rawEvent(bpf.EventClose, 4242, 0x1000, 3, ""))
+				conns = shortConns(203)
 			}
-			ts, sock := uint64(0), uint64(0x1000)
+			ts, n := uint64(0), 0
 			request := func() {
-				for _, raw := range raws {
-					if c.short {
-						binary.LittleEndian.PutUint64(raw[40:], sock)
-					}
+				for _, raw := range conns[n%len(conns)] {
 					ts++
-					feedEvent(t, loop, raw, ts)
+					feedRaw(t, loop, raw, ts)
 				}
-				sock++
+				n++
 			}
 			request() // the connection, the metric series, the linker's lists
 			allocs := testing.AllocsPerRun(200, request)

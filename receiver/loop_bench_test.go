@@ -1,39 +1,33 @@
 package receiver
 
 import (
-	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/known"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 )
 
-// rawEvent lays out a read or write event of pid on connection sock as the
-// kernel does.
-func rawEvent(kind byte, pid uint32, sock uint64, ts uint64, data string) []byte {
-	raw := make([]byte, bpf.HeaderSize+len(data))
-	le := binary.LittleEndian
-	raw[0], raw[1] = kind, 2 // AF_INET
-	le.PutUint16(raw[2:], 8080)
-	le.PutUint16(raw[4:], 50000)
-	le.PutUint16(raw[6:], uint16(len(data)))
-	le.PutUint32(raw[8:], pid)
-	le.PutUint32(raw[12:], pid)
-	le.PutUint32(raw[20:], uint32(len(data)))
-	le.PutUint64(raw[32:], ts)
-	le.PutUint64(raw[40:], sock)
-	// Addresses of two hosts: a peer on this host would make server spans
-	// wait for their client's write, which the benchmark never sends.
-	copy(raw[48:], []byte{10, 0, 0, 1})
-	copy(raw[64:], []byte{10, 0, 0, 2})
-	copy(raw[bpf.HeaderSize:], data)
-	return raw
+// Addresses of two hosts: a peer on this host would make server spans
+// wait for their client's write, which the benchmarks never send.
+var (
+	serverEnd = netip.MustParseAddrPort("10.0.0.1:8080")
+	clientEnd = netip.MustParseAddrPort("10.0.0.2:50000")
+)
+
+// dataEvent is an event of pid on connection sock carrying data, seen from
+// the watched process's end: a read or a write, as kind says. The watched
+// process is the server when it reads requests.
+func dataEvent(kind events.Kind, pid uint32, sock uint64, ts uint64, data string) events.Event {
+	return events.Event{Kind: kind, Pid: pid, Tid: pid, Sock: sock, Time: ts, Local: serverEnd, Remote: clientEnd,
+		Len: uint32(len(data)), Data: []byte(data)}
 }
 
 // BenchmarkEventsToPdata measures the user-space path from ring buffer
@@ -41,24 +35,24 @@ func rawEvent(kind byte, pid uint32, sock uint64, ts uint64, data string) []byte
 // correlation, span and histogram building. One op is one event; a request
 // is two (its read and its response's write).
 func BenchmarkEventsToPdata(b *testing.B) {
-	benchmarkEvents(b, bpf.EventRead, bpf.EventWrite)
+	benchmarkEvents(b, events.Read, events.Write)
 }
 
 // BenchmarkEventsToPdataClient is BenchmarkEventsToPdata for a watched
 // client: it writes the requests and reads the responses.
 func BenchmarkEventsToPdataClient(b *testing.B) {
-	benchmarkEvents(b, bpf.EventWrite, bpf.EventRead)
+	benchmarkEvents(b, events.Write, events.Read)
 }
 
 // benchmarkEvents feeds requests carried by events of kind reqKind, and
 // responses by events of kind respKind, on 8 keep-alive connections.
-func benchmarkEvents(b *testing.B, reqKind, respKind byte) {
+func benchmarkEvents(b *testing.B, reqKind, respKind events.Kind) {
 	loop := newTestLoop(b)
-	raws := exchangeEvents(reqKind, respKind, 8)
+	raws := encode(exchangeEvents(reqKind, respKind, 8))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		feedEvent(b, loop, raws[i%len(raws)], uint64(i))
+		feedRaw(b, loop, raws[i%len(raws)], uint64(i))
 		if loop.batchSpans >= batchSpans {
 			loop.flush()
 		}
@@ -71,7 +65,8 @@ func benchmarkEvents(b *testing.B, reqKind, respKind byte) {
 // are read and dropped until the test ends.
 func newTestLoop(tb testing.TB) *eventLoop {
 	router, _ := routes.New(nil, "")
-	r := New(Options{Router: router}, componenttest.NewNopTelemetrySettings(), "bench")
+	opts := Options{Registry: known.Registry(nil), Protocols: protocols.Options{Routes: routes.NewLimiter(router, 200)}}
+	r := New(opts, componenttest.NewNopTelemetrySettings(), "bench")
 	r.procs = newProcesses("/proc", "host")
 	r.procs.add(discovery.Process{Pid: 4242, ExeName: "server", ServiceName: "server"})
 	r.agg = redmetrics.New(maxSeries)
@@ -80,6 +75,7 @@ func newTestLoop(tb testing.TB) *eventLoop {
 		tb.Fatal(err)
 	}
 	r.tb = telemetry
+	r.ended = make(chan *process, endedQueue)
 	r.SetTraces(consumertest.NewNop())
 	r.SetMetrics(consumertest.NewNop())
 	loop := newEventLoop(r)
@@ -94,23 +90,51 @@ func newTestLoop(tb testing.TB) *eventLoop {
 // exchangeEvents returns the events of one request and its response on
 // each of conns connections: the request carried by an event of kind
 // reqKind, the response by one of kind respKind.
-func exchangeEvents(reqKind, respKind byte, conns int) [][]byte {
+func exchangeEvents(reqKind, respKind events.Kind, conns int) []events.Event {
 	req := "GET /users/42 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n"
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nhello, world\n"
-	var raws [][]byte
+	var evs []events.Event
 	for conn := uint64(0); conn < uint64(conns); conn++ {
-		raws = append(raws, rawEvent(reqKind, 4242, 0x1000+conn, 1, req), rawEvent(respKind, 4242, 0x1000+conn, 2, resp))
+		evs = append(evs, dataEvent(reqKind, 4242, 0x1000+conn, 1, req), dataEvent(respKind, 4242, 0x1000+conn, 2, resp))
+	}
+	return evs
+}
+
+func encode(evs []events.Event) [][]byte {
+	raws := make([][]byte, len(evs))
+	for i := range evs {
+		raws[i] = events.Encode(&evs[i])
 	}
 	return raws
 }
 
-// feedEvent decodes and handles one raw event as the loop does, at time ts.
-func feedEvent(tb testing.TB, loop *eventLoop, raw []byte, ts uint64) {
+// feedRaw decodes and handles one raw event as the loop does, at time ts.
+func feedRaw(tb testing.TB, loop *eventLoop, raw []byte, ts uint64) {
 	if err := events.Decode(raw, &loop.ev); err != nil {
 		tb.Fatal(err)
 	}
 	loop.ev.Time = ts
 	loop.handle(&loop.ev)
+}
+
+// feed handles ev as the loop does, at its time.
+func feed(tb testing.TB, loop *eventLoop, ev events.Event) {
+	feedRaw(tb, loop, events.Encode(&ev), ev.Time)
+}
+
+// shortConns returns n requests, each on a connection of its own that is
+// closed after its response, encoded.
+func shortConns(n int) [][][]byte {
+	conns := make([][][]byte, n)
+	for i := range conns {
+		evs := exchangeEvents(events.Read, events.Write, 1)
+		evs = append(evs, events.Event{Kind: events.Close, Pid: 4242, Time: 3, Local: serverEnd, Remote: clientEnd})
+		for j := range evs {
+			evs[j].Sock = uint64(0x10000 + i)
+		}
+		conns[i] = encode(evs)
+	}
+	return conns
 }
 
 // BenchmarkEventsToPdataShortConns is BenchmarkEventsToPdata with one
@@ -119,14 +143,12 @@ func feedEvent(tb testing.TB, loop *eventLoop, raw []byte, ts uint64) {
 // request is three events.
 func BenchmarkEventsToPdataShortConns(b *testing.B) {
 	loop := newTestLoop(b)
-	model := exchangeEvents(bpf.EventRead, bpf.EventWrite, 1)
-	raws := append(model, rawEvent(bpf.EventClose, 4242, 0x1000, 3, ""))
+	conns := shortConns(4096) // socket addresses come back, as the kernel's do
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		raw := raws[i%len(raws)]
-		binary.LittleEndian.PutUint64(raw[40:], uint64(i/len(raws))) // a socket of its own
-		feedEvent(b, loop, raw, uint64(i))
+		conn := conns[(i/3)%len(conns)]
+		feedRaw(b, loop, conn[i%3], uint64(i))
 		if loop.batchSpans >= batchSpans {
 			loop.flush()
 		}

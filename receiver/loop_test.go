@@ -1,7 +1,7 @@
 package receiver
 
 import (
-	"encoding/binary"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -9,29 +9,31 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 // A closed connection's state serves the next connection: that one's spans
-// carry its own addresses, and the parse counts of the closed one are not
+// carry its own addresses, and the parse failures of the closed one are not
 // counted again.
 func TestConnStateReused(t *testing.T) {
 	loop := newTestLoop(t)
-	raws := exchangeEvents(bpf.EventRead, bpf.EventWrite, 1)
-	junk := rawEvent(bpf.EventRead, 4242, 0x1000, 1, "\x00\x01 not http\r\n")
-	closing := rawEvent(bpf.EventClose, 4242, 0x1000, 3, "")
 	ts := uint64(0)
 	for i, clientPort := range []uint16{40001, 40002} {
-		for _, raw := range [][]byte{junk, raws[0], raws[1], closing} {
-			binary.LittleEndian.PutUint64(raw[40:], uint64(0x1000+i)) // a socket of its own
-			binary.LittleEndian.PutUint16(raw[4:], clientPort)
+		evs := exchangeEvents(events.Read, events.Write, 1)
+		junk := dataEvent(events.Read, 4242, 0, 0, "\x00\x01 not http\r\n")
+		closing := events.Event{Kind: events.Close, Pid: 4242}
+		for _, ev := range []events.Event{evs[0], evs[1], junk, closing} {
+			ev.Sock = uint64(0x1000 + i) // a socket of its own
+			ev.Remote = netip.AddrPortFrom(clientEnd.Addr(), clientPort)
 			ts++
-			feedEvent(t, loop, raw, ts)
+			ev.Time = ts
+			feed(t, loop, ev)
 		}
 	}
-	assert.Len(t, loop.spare, 1, "the second connection reused the first's state")
-	assert.Equal(t, uint64(2), loop.counts.parse.NotHTTP, "one run of junk per connection")
+	assert.Equal(t, 1, loop.conns.Spare(), "the second connection reused the first's state")
 	assert.Equal(t, int64(2), loop.counts.requests)
+	assert.Equal(t, map[failureKey]int64{{"http1", "not_http"}: 2}, loop.counts.failures, "one run of junk per connection")
 
 	require.Equal(t, 2, loop.batchSpans)
 	loop.resolve()
@@ -51,13 +53,13 @@ func TestUnwatchedPeerStopsParking(t *testing.T) {
 	l := newTestLoop(t)
 	req := "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-	loopback := func(raw []byte) []byte {
-		copy(raw[48:], []byte{127, 0, 0, 1})
-		copy(raw[64:], []byte{127, 0, 0, 1})
-		return raw
+	loopback := func(ev events.Event) events.Event {
+		ev.Local = netip.MustParseAddrPort("127.0.0.1:8080")
+		ev.Remote = netip.MustParseAddrPort("127.0.0.1:50000")
+		return ev
 	}
-	feedEvent(t, l, loopback(rawEvent(bpf.EventRead, 4242, 1, 1, req)), 1)
-	feedEvent(t, l, loopback(rawEvent(bpf.EventWrite, 4242, 1, 2, resp)), 2)
+	feed(t, l, loopback(dataEvent(events.Read, 4242, 1, 1, req)))
+	feed(t, l, loopback(dataEvent(events.Write, 4242, 1, 2, resp)))
 	require.Len(t, l.parked, 1, "waits for a client that may be watched")
 	require.Zero(t, l.batchSpans)
 
@@ -66,15 +68,56 @@ func TestUnwatchedPeerStopsParking(t *testing.T) {
 	require.Empty(t, l.parked)
 	require.Equal(t, 1, l.batchSpans)
 
-	feedEvent(t, l, loopback(rawEvent(bpf.EventRead, 4242, 1, 3, req)), 3)
-	feedEvent(t, l, loopback(rawEvent(bpf.EventWrite, 4242, 1, 4, resp)), 4)
+	feed(t, l, loopback(dataEvent(events.Read, 4242, 1, 3, req)))
+	feed(t, l, loopback(dataEvent(events.Write, 4242, 1, 4, resp)))
 	require.Empty(t, l.parked, "the peer is known not to be watched")
 	require.Equal(t, 2, l.batchSpans)
 
 	// The next connection reuses the closed one's state, not its verdict.
-	feedEvent(t, l, loopback(rawEvent(bpf.EventClose, 4242, 1, 5, "")), 5)
-	feedEvent(t, l, loopback(rawEvent(bpf.EventRead, 4242, 2, 6, req)), 6)
-	feedEvent(t, l, loopback(rawEvent(bpf.EventWrite, 4242, 2, 7, resp)), 7)
-	require.Len(t, l.spare, 0, "the state was reused")
+	feed(t, l, loopback(events.Event{Kind: events.Close, Pid: 4242, Sock: 1, Time: 5}))
+	feed(t, l, loopback(dataEvent(events.Read, 4242, 2, 6, req)))
+	feed(t, l, loopback(dataEvent(events.Write, 4242, 2, 7, resp)))
 	require.Len(t, l.parked, 1, "a new peer may be watched")
+}
+
+// Each request keeps the kernel context of the event that began it: an
+// event of another connection in between, a close, or a request whose
+// head ends one read later does not hand it to the wrong span.
+func TestKernelContextGoesToItsRequest(t *testing.T) {
+	l := newTestLoop(t)
+	served := func(b byte) tracecontext.Chosen {
+		var c tracecontext.Chosen
+		c.Kind, c.TraceID, c.SpanID = tracecontext.Served, [16]byte{b}, [8]byte{b}
+		return c
+	}
+	ev := func(sock uint64, ts uint64, data string, c tracecontext.Chosen) events.Event {
+		e := dataEvent(events.Read, 4242, sock, ts, data)
+		e.Chosen = c
+		return e
+	}
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	// Connection 1: a request line whose head ends in the next read.
+	feed(t, l, ev(1, 1, "GET /one HTTP/1.1\r\n", served(1)))
+	// Connection 2, in between: a whole request with a context of its own.
+	feed(t, l, ev(2, 2, "GET /two HTTP/1.1\r\n\r\n", served(2)))
+	feed(t, l, ev(1, 3, "Host: x\r\n\r\n", tracecontext.Chosen{}))
+	// Connection 3: a request cut by a close, after another event.
+	feed(t, l, ev(3, 4, "GET /three HTTP/1.1\r\nHost", served(3)))
+	for _, sock := range []uint64{1, 2} {
+		w := dataEvent(events.Write, 4242, sock, 5, resp)
+		feed(t, l, w)
+	}
+	feed(t, l, events.Event{Kind: events.Close, Pid: 4242, Sock: 3, Time: 6, Local: serverEnd, Remote: clientEnd})
+	l.resolve()
+	got := map[string]ptrace.Span{}
+	ss := l.batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for i := 0; i < ss.Len(); i++ {
+		path, _ := ss.At(i).Attributes().Get("url.path")
+		got[path.Str()] = ss.At(i)
+	}
+	require.Len(t, got, 3)
+	for path, b := range map[string]byte{"/one": 1, "/two": 2, "/three": 3} {
+		assert.Equal(t, [8]byte{b}, [8]byte(got[path].SpanID()), "%s has the span id the kernel sent on", path)
+		assert.Equal(t, [16]byte{b}, [16]byte(got[path].TraceID()), "%s is in the trace the kernel chose", path)
+	}
 }

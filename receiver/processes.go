@@ -12,11 +12,27 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/resource"
 )
 
-// process is a watched process and how to describe it as a resource.
+// process is a watched process and how to describe it as a resource. A
+// pid reused by another process is another *process: what is keyed by it
+// (metric series, batches) never mixes the two.
 type process struct {
 	discovery.Process
-	fill func(pcommon.Map)
+	host string
 }
+
+// tickNs is the length of the clock tick process start times are counted
+// in (USER_HZ, 100 on Linux).
+const tickNs = 10_000_000
+
+// startedBy reports whether the process had started by kernel time ns: an
+// exit reported at ns cannot be a process's that started after it (a pid
+// reused before the event was read). Start times count from boot, suspend
+// included, and ns does not: a suspended machine errs on the side of not
+// ending, and discovery ends the process later.
+func (p *process) startedBy(ns uint64) bool { return p.StartTime*tickNs <= ns }
+
+// Fill writes the process's resource attributes (redmetrics.Resource).
+func (p *process) Fill(attrs pcommon.Map) { resource.Fill(attrs, p.host, p.Process) }
 
 // processes is the table of watched processes, shared by the discovery loop
 // (which adds) and the event loop (which reads and removes).
@@ -25,10 +41,11 @@ type processes struct {
 	host     string
 	mu       sync.RWMutex
 	byPid    map[uint32]*process
+	services map[string]int // processes per service name
 }
 
 func newProcesses(procRoot, host string) *processes {
-	return &processes{procRoot: procRoot, host: host, byPid: map[uint32]*process{}}
+	return &processes{procRoot: procRoot, host: host, byPid: map[uint32]*process{}, services: map[string]int{}}
 }
 
 func (ps *processes) get(pid uint32) *process {
@@ -37,24 +54,49 @@ func (ps *processes) get(pid uint32) *process {
 	return ps.byPid[pid]
 }
 
+// getOrDescribe returns process pid, described now if it is not known (its
+// description was lost with a race between the kernel and discovery).
+func (ps *processes) getOrDescribe(pid uint32) *process {
+	if p := ps.get(pid); p != nil {
+		return p
+	}
+	p, _ := ps.add(ps.describe(pid, ""))
+	return p
+}
+
 // add records p and reports whether it is new (a new pid, or a reused one).
 func (ps *processes) add(p discovery.Process) (*process, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pid := uint32(p.Pid)
-	if old := ps.byPid[pid]; old != nil && old.StartTime == p.StartTime {
-		return old, false
+	if old := ps.byPid[pid]; old != nil {
+		if old.StartTime == p.StartTime {
+			return old, false
+		}
+		ps.services[old.ServiceName]--
 	}
-	host := ps.host
-	np := &process{Process: p, fill: func(m pcommon.Map) { resource.Fill(m, host, p) }}
+	np := &process{Process: p, host: ps.host}
 	ps.byPid[pid] = np
+	ps.services[p.ServiceName]++
 	return np, true
 }
 
-func (ps *processes) remove(pid uint32) {
+// remove forgets p, if it is still the process of its pid, and reports
+// whether it was the last process of its service.
+func (ps *processes) remove(p *process) (removed, lastOfService bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	pid := uint32(p.Pid)
+	if ps.byPid[pid] != p {
+		return false, false
+	}
 	delete(ps.byPid, pid)
+	ps.services[p.ServiceName]--
+	if ps.services[p.ServiceName] > 0 {
+		return true, false
+	}
+	delete(ps.services, p.ServiceName)
+	return true, true
 }
 
 func (ps *processes) count() int {
@@ -98,7 +140,7 @@ func (r *Receiver) discover(ctx context.Context) {
 		for _, p := range found {
 			r.adopt(p)
 		}
-		r.dropExited()
+		r.findEnded()
 		select {
 		case <-ctx.Done():
 			return
@@ -109,12 +151,13 @@ func (r *Receiver) discover(ctx context.Context) {
 
 // adopt selects p in the kernel and logs it the first time.
 func (r *Receiver) adopt(p discovery.Process) {
-	if _, isNew := r.procs.add(p); !isNew {
+	np, isNew := r.procs.add(p)
+	if !isNew {
 		return
 	}
 	if err := r.tracer.Select(uint32(p.Pid)); err != nil {
 		r.logger().Error("cannot watch process", zap.Int("pid", p.Pid), zap.Error(err))
-		r.procs.remove(uint32(p.Pid))
+		r.procs.remove(np)
 		return
 	}
 	r.logInstrumented(p)
@@ -128,23 +171,45 @@ func (r *Receiver) logInstrumented(p discovery.Process) {
 		zap.Int("process.pid", p.Pid))
 }
 
-// dropExited forgets processes that exited without the kernel telling us
-// (its exit event was lost) or whose pid now belongs to another process, so
-// the kernel's pid map cannot grow stale.
-func (r *Receiver) dropExited() {
+// findEnded finds processes that exited without the kernel telling us (its
+// exit event was lost) or whose pid now belongs to another process, and
+// hands them to the event loop, which ends them.
+func (r *Receiver) findEnded() {
 	r.procs.mu.RLock()
-	var gone []uint32
+	var gone []*process
 	for pid, p := range r.procs.byPid {
 		now, err := discovery.Describe(r.opts.ProcRoot, int(pid))
 		if err != nil || now.StartTime != p.StartTime {
-			gone = append(gone, pid)
+			gone = append(gone, p)
 		}
 	}
 	r.procs.mu.RUnlock()
-	for _, pid := range gone {
-		r.procs.remove(pid)
-		if err := r.tracer.Deselect(pid); err != nil {
-			r.logger().Warn("cannot stop watching exited process", zap.Uint32("pid", pid), zap.Error(err))
+	for _, p := range gone {
+		select {
+		case r.ended <- p:
+		default: // the loop is behind: the next scan finds it again
 		}
+	}
+}
+
+// processEnded is the one place a watched process ends, on the event
+// loop's goroutine: from the kernel's exit event (by pid) or from discovery
+// (the process it found gone). The kernel stops reporting it, its
+// connections end, what links to its requests goes, its metric series are
+// emitted once more and dropped, and its service's routes are forgotten
+// with its last process.
+func (l *eventLoop) processEnded(p *process, ts uint64) {
+	r := l.r
+	removed, last := r.procs.remove(p)
+	if !removed {
+		return // already ended, or its pid is another process's now
+	}
+	if err := r.tracer.Deselect(uint32(p.Pid)); err != nil {
+		r.logger().Warn("cannot stop watching exited process", zap.Int("pid", p.Pid), zap.Error(err))
+	}
+	l.ended(uint32(p.Pid), ts)
+	r.agg.Forget(p)
+	if last {
+		r.opts.Protocols.Routes.Forget(p.ServiceName)
 	}
 }

@@ -20,17 +20,19 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/kernelcheck"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
 
 // Options are the receiver's settings, already validated.
 type Options struct {
-	Criteria        discovery.Criteria
-	PollInterval    time.Duration
-	Router          *routes.Router
-	RecordQuery     bool
+	Criteria     discovery.Criteria
+	PollInterval time.Duration
+	// Registry holds the protocols parsed; Protocols say what their
+	// records record (routes, query strings, statement texts).
+	Registry        *protocols.Registry
+	Protocols       protocols.Options
 	MetricsInterval time.Duration
 	RingBufferSize  int
 	// ProcRoot is where /proc is mounted; tests and containers may change it.
@@ -44,8 +46,14 @@ type Options struct {
 	Propagate bool
 }
 
-// maxSeries bounds the metric series kept for all processes together.
-const maxSeries = 20_000
+const (
+	// maxSeries bounds the metric series kept for all processes together.
+	maxSeries = 20_000
+	// endedQueue bounds the processes discovery found gone that wait for
+	// the event loop; a process that does not fit is found again at the
+	// next scan.
+	endedQueue = 1024
+)
 
 // Receiver is one loaded set of kernel programs feeding a traces and/or a
 // metrics pipeline.
@@ -68,10 +76,16 @@ type Receiver struct {
 	procs *processes
 	agg   *redmetrics.Aggregator
 	tb    *metadata.TelemetryBuilder
+	// ended carries to the event loop the processes discovery found gone
+	// without the kernel saying so: the loop is the one owner of a
+	// process's end.
+	ended chan *process
 
 	// requestsLostAfterLoss counts requests dropped because events of
 	// their connection were lost before their response was seen.
 	requestsLostAfterLoss atomic.Int64
+	// routeOverflows is the route limiter's count, for the gauge.
+	routeOverflows atomic.Int64
 }
 
 // New returns a receiver that does nothing until Start. scope names the
@@ -134,6 +148,7 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	r.tracer, r.reader, r.tb = tracer, reader, tb
 	r.procs = newProcesses(r.opts.ProcRoot, r.hostname)
 	r.agg = redmetrics.New(maxSeries)
+	r.ended = make(chan *process, endedQueue)
 	loop := newEventLoop(r)
 	if err := r.registerGauges(loop); err != nil {
 		tb.Shutdown()

@@ -15,7 +15,9 @@ func (r *Receiver) sendTraces(ctx context.Context, queue <-chan ptrace.Traces) {
 	for td := range queue {
 		n := int64(td.SpanCount())
 		if err := r.traces.ConsumeTraces(ctx, td); err != nil {
-			r.tb.ReceiverEbpfSpans.Add(ctx, n, outcomeRefused)
+			// The batch is dropped: a receiver of kernel events cannot ask
+			// its source to send again, and waiting would grow memory.
+			r.tb.ReceiverEbpfSpans.Add(ctx, n, refusal(err))
 			r.logger().Debug("the next consumer refused spans", zap.Int64("spans", n), zap.Error(err))
 			continue
 		}
@@ -46,7 +48,7 @@ func (r *Receiver) collect(ctx context.Context) {
 	}
 	n := int64(md.DataPointCount())
 	if err := r.metrics.ConsumeMetrics(ctx, md); err != nil {
-		r.tb.ReceiverEbpfDatapoints.Add(ctx, n, outcomeRefused)
+		r.tb.ReceiverEbpfDatapoints.Add(ctx, n, refusal(err))
 		r.logger().Debug("the next consumer refused metrics", zap.Error(err))
 		return
 	}

@@ -4,7 +4,7 @@
 # is kept in git.
 set -euo pipefail
 cache="$(go env GOCACHE)/fuzz/$(go list -m)"
-for target in internal/http1/FuzzConn internal/events/FuzzDecode; do
+for target in internal/protocols/http1/FuzzConn internal/events/FuzzDecode; do
 	src="$cache/$target"
 	dst="$(dirname "$target")/testdata/fuzz/$(basename "$target")"
 	[ -d "$src" ] || continue

@@ -51,6 +51,7 @@ enum {
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define EINPROGRESS 115
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -108,14 +109,34 @@ struct in6_addr {
 	__u8 s6_addr[16];
 } __attribute__((preserve_access_index));
 
+/* 6.18 moved inum into an anonymous member of ns_common: CO-RE finds a
+ * field by name through anonymous members, so this flat view fits both. */
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net *net;
+} __attribute__((preserve_access_index)) possible_net_t;
+
+typedef struct {
+	__s64 counter;
+} __attribute__((preserve_access_index)) atomic64_t;
+
 struct sock_common {
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
 	__be16 skc_dport;
 	__u16 skc_num;
 	unsigned short skc_family;
+	possible_net_t skc_net;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
+	atomic64_t skc_cookie;
 } __attribute__((preserve_access_index));
 
 struct sock {

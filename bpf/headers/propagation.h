@@ -1,11 +1,20 @@
 /* What the tracer and the propagation programs share to put a traceparent
  * header into the HTTP/1.x requests selected processes send.
  *
+ * sock_ops puts a connection a selected process opens into a sock hash
+ * when it is established, and takes it out at its first data segment, in
+ * either direction: a socket in a sock hash with an sk_msg program reads
+ * and answers ioctls differently (FIONREAD counts only the sk_msg queue), so
+ * it must be in it only while nothing can be read from it. The first
+ * request of a connection can therefore carry a traceparent, and no later
+ * one.
+ *
  * The tracer decides, at sys_enter of a write, whether the bytes begin a
- * request without a traceparent, and leaves a plan for the thread: where the
- * header goes and its text. The sk_msg program, which runs inside that
- * write's sendmsg, inserts the text into the kernel's copy of the bytes and
- * marks the plan done. At sys_exit the tracer reports the ids it carried.
+ * request without a traceparent on a connection still in the hash, and
+ * leaves a plan for the thread: where the header goes and its text. The
+ * sk_msg program, which runs inside that write's sendmsg, inserts the text
+ * into the kernel's copy of the bytes and marks the plan done. At sys_exit
+ * the tracer reports the ids it carried, or why it did not.
  *
  * Both objects declare these maps; the loader makes the propagation object
  * use the tracer's. */
@@ -46,5 +55,23 @@ struct {
 	__type(key, __u64);
 	__type(value, struct plan);
 } plans SEC(".maps");
+
+/* Where a connection a selected process opened stands, by socket cookie,
+ * from connect until the socket closes. */
+enum sock_state {
+	SOCK_CONNECTING = 1, /* connect() seen, not established yet */
+	SOCK_ENROLLED,       /* in the sock hash: its first request can carry a traceparent */
+	SOCK_LEFT,           /* it carried data: out of the sock hash for good */
+	SOCK_REFUSED_SOCKMAP, /* another program's sockmap holds it: left alone */
+	SOCK_REFUSED_ZEROCOPY, /* it sends with MSG_ZEROCOPY: left alone */
+	SOCK_REFUSED_FULL,   /* the sock hash was full */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} sock_states SEC(".maps");
 
 #endif

@@ -5,8 +5,9 @@
 //     same TCP connection, when both processes are watched on this node
 //     (the client wrote the request on flow A->B, the server read it on B<-A).
 //   - A client span is the child of the server span its process is serving:
-//     the in-flight request with the same method and target (what a proxy
-//     forwards), else the one read on the same thread, else the only one.
+//     the in-flight request with the same link keys (what a proxy forwards:
+//     HTTP's method and target), else the one read on the same thread, else
+//     the only one.
 //   - A request carrying a W3C traceparent joins that trace when nothing
 //     on this node is a better parent.
 //   - With context propagation, the kernel chose the ids of the requests
@@ -26,36 +27,39 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 // Span is the identity of one span, while it is being settled.
 type Span struct {
-	spans.Identity
+	tracecontext.Identity
 
 	// The flags sit next to Identity's odd size: 160 bytes, not 176, are
 	// allocated for every request.
-	resolved       bool
-	server         bool
-	parent         *Span
-	flow           Flow // client->server, for a server span still looking for its client
-	method, target string
-	traceparent    string
-	kernelTrace    pcommon.TraceID // the trace the kernel chose, used when nothing else links s
-	kernelFlags    byte
+	resolved    bool
+	server      bool
+	parent      *Span
+	flow        Flow // client->server, for a server span still looking for its client
+	op, target  string
+	traceparent string
+	kernelTrace pcommon.TraceID // the trace the kernel chose, used when nothing else links s
+	kernelFlags byte
 }
 
-// Flow is one direction of a TCP connection: from the client to the server.
+// Flow is one direction of a TCP connection: from the client to the
+// server, in a network namespace (two pods may use the same loopback
+// addresses and ports).
 type Flow struct {
+	Netns          uint32
 	Client, Server netip.AddrPort
 }
 
 // inflight is a request a watched process is serving.
 type inflight struct {
-	span           *Span
-	method, target string
-	tid            uint32
-	forwarded      bool // a client request matched it by content already
+	span       *Span
+	op, target string
+	tid        uint32
+	forwarded  bool // a client request matched it by content already
 }
 
 const (
@@ -87,16 +91,16 @@ func New() *Linker {
 // tid) on flow, and makes it a candidate parent of the process's calls.
 // chosen is the context the kernel chose for it (context propagation), or
 // nil: its span id is taken, and its trace when nothing links the span.
-func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, traceparent string, chosen *spans.Identity) *Span {
-	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, server: true, flow: flow,
-		method: method, target: target, traceparent: traceparent}
+func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, op, target, traceparent string, chosen *tracecontext.Identity) *Span {
+	s := &Span{Identity: tracecontext.Identity{SpanID: tracecontext.NewSpanID()}, server: true, flow: flow,
+		op: op, target: target, traceparent: traceparent}
 	if chosen != nil {
 		s.SpanID, s.kernelTrace, s.kernelFlags = chosen.SpanID, chosen.TraceID, chosen.Flags
 	}
 	s.parent = l.takeWaiting(s)
 	list := l.inflight[pid]
 	if len(list) < maxInflight {
-		l.inflight[pid] = append(list, inflight{span: s, method: method, target: target, tid: tid})
+		l.inflight[pid] = append(list, inflight{span: s, op: op, target: target, tid: tid})
 	}
 	return s
 }
@@ -106,9 +110,9 @@ func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, method, target, trace
 // leaves it for the server at the other end, if that one is watched. sent
 // is the context the request carried out in a traceparent the kernel put
 // in, if it did.
-func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, traceparent string, sent *spans.Identity) *Span {
-	s := &Span{Identity: spans.Identity{SpanID: spans.NewSpanID()}, method: method, target: target, traceparent: traceparent}
-	s.parent = l.servingParent(pid, tid, method, target, traceparent)
+func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, op, target, traceparent string, sent *tracecontext.Identity) *Span {
+	s := &Span{Identity: tracecontext.Identity{SpanID: tracecontext.NewSpanID()}, op: op, target: target, traceparent: traceparent}
+	s.parent = l.servingParent(pid, tid, op, target, traceparent)
 	if sent != nil {
 		// The next hop continues these ids: they are settled.
 		s.Identity, s.parent, s.resolved = *sent, nil, true
@@ -125,16 +129,16 @@ func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, method, target, trace
 
 // servingParent picks, among the requests pid is serving, the one a new
 // outgoing request belongs to.
-func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent string) *Span {
+func (l *Linker) servingParent(pid, tid uint32, op, target, traceparent string) *Span {
 	list := l.inflight[pid]
 	for i := range list { // oldest first: proxies forward in order
-		if in := &list[i]; !in.forwarded && in.method == method && in.target == target {
+		if in := &list[i]; !in.forwarded && in.op == op && in.target == target {
 			in.forwarded = true
 			return in.span
 		}
 	}
 	if traceparent != "" {
-		if _, ok := spans.ParseTraceparent(traceparent); ok {
+		if _, ok := tracecontext.Parse(traceparent); ok {
 			return nil // the application propagates context itself
 		}
 	}
@@ -150,7 +154,7 @@ func (l *Linker) servingParent(pid, tid uint32, method, target, traceparent stri
 }
 
 // takeWaiting finds the client request a server read on its connection:
-// the oldest waiting one with the same method and target. Older ones are
+// the oldest waiting one with the same link keys. Older ones are
 // dropped: their servers finished without them. Matching by content, not
 // by order, matters on loopback, where the server often reads a request
 // before the kernel reports the client's write of it.
@@ -158,7 +162,7 @@ func (l *Linker) takeWaiting(server *Span) *Span {
 	w := l.waiting[server.flow]
 	i := -1
 	for j, c := range w {
-		if c.method == server.method && c.target == server.target {
+		if c.op == server.op && c.target == server.target {
 			i = j
 			break
 		}
@@ -251,7 +255,7 @@ func (l *Linker) Resolve(s *Span) {
 		s.parent = nil // let the ancestors go
 		return
 	}
-	if c, ok := spans.ParseTraceparent(s.traceparent); ok {
+	if c, ok := tracecontext.Parse(s.traceparent); ok {
 		s.TraceID, s.ParentID, s.Flags = c.TraceID, c.SpanID, c.Flags
 		return
 	}
@@ -260,5 +264,5 @@ func (l *Linker) Resolve(s *Span) {
 		s.TraceID, s.Flags = s.kernelTrace, s.kernelFlags
 		return
 	}
-	s.TraceID, s.Flags = spans.NewTraceID(), 1
+	s.TraceID, s.Flags = tracecontext.NewTraceID(), 1
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 func flow(client, server string) Flow {
@@ -138,20 +138,20 @@ func TestBounded(t *testing.T) {
 // kernel's span id, in the kernel's trace when nothing else links it.
 func TestKernelContexts(t *testing.T) {
 	l := New()
-	served := &spans.Identity{TraceID: pcommon.TraceID{1, 2, 3}, SpanID: pcommon.SpanID{4, 5}, Flags: 1}
+	served := &tracecontext.Identity{TraceID: pcommon.TraceID{1, 2, 3}, SpanID: pcommon.SpanID{4, 5}, Flags: 1}
 	front := l.ServerStarted(7, 70, flow("10.0.0.9:1", "10.0.0.2:80"), "GET", "/front", "", served)
-	sent := &spans.Identity{TraceID: served.TraceID, SpanID: pcommon.SpanID{6, 7}, ParentID: served.SpanID, Flags: 1}
+	sent := &tracecontext.Identity{TraceID: served.TraceID, SpanID: pcommon.SpanID{6, 7}, ParentID: served.SpanID, Flags: 1}
 	call := l.ClientStarted(7, 70, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", sent)
 	l.Resolve(call)
 	l.Resolve(front)
 	assert.Equal(t, served.SpanID, front.SpanID)
 	assert.Equal(t, served.TraceID, front.TraceID, "nothing on this node is its parent")
 	assert.True(t, front.ParentID.IsEmpty())
-	assert.Equal(t, spans.Identity{TraceID: sent.TraceID, SpanID: sent.SpanID, ParentID: served.SpanID, Flags: 1}, call.Identity)
+	assert.Equal(t, tracecontext.Identity{TraceID: sent.TraceID, SpanID: sent.SpanID, ParentID: served.SpanID, Flags: 1}, call.Identity)
 
 	// A watched server on this node at the other end still becomes the
 	// injected span's child, in its trace.
-	back := l.ServerStarted(8, 80, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", &spans.Identity{TraceID: sent.TraceID, SpanID: pcommon.SpanID{9}, ParentID: sent.SpanID, Flags: 1})
+	back := l.ServerStarted(8, 80, flow("10.0.0.2:5000", "10.0.0.3:80"), "GET", "/back", "", &tracecontext.Identity{TraceID: sent.TraceID, SpanID: pcommon.SpanID{9}, ParentID: sent.SpanID, Flags: 1})
 	l.Resolve(back)
 	assert.Equal(t, sent.SpanID, back.ParentID)
 	assert.Equal(t, sent.TraceID, back.TraceID)
@@ -187,4 +187,22 @@ func TestServeWithoutAllocating(t *testing.T) {
 		l.ServerDone(2, l.ServerStarted(2, 2, f, "GET", "/", "", nil))
 	})
 	assert.Equal(t, 1.0, allocs, "only the span itself")
+}
+
+// Two pods talking to a sidecar on the same loopback address and port are
+// two connections: a server span never takes the other namespace's client.
+func TestFlowsOfTwoNamespacesStayApart(t *testing.T) {
+	l := New()
+	podA := Flow{Netns: 1, Client: netip.MustParseAddrPort("127.0.0.1:40000"), Server: netip.MustParseAddrPort("127.0.0.1:15001")}
+	podB := podA
+	podB.Netns = 2
+	clientA := l.ClientStarted(10, 10, podA, "GET", "/", "", nil)
+	serverB := l.ServerStarted(20, 20, podB, "GET", "/", "", nil)
+	l.Resolve(serverB)
+	l.Resolve(clientA)
+	assert.NotEqual(t, clientA.TraceID, serverB.TraceID)
+	assert.True(t, serverB.ParentID.IsEmpty(), "no client of its own namespace wrote it")
+	serverA := l.ServerStarted(21, 21, podA, "GET", "/", "", nil)
+	l.Resolve(serverA)
+	assert.Equal(t, clientA.SpanID, serverA.ParentID)
 }

@@ -1,13 +1,17 @@
 // Package events decodes what the kernel programs send through the ring
-// buffer into Go values, without copying the captured bytes.
+// buffer into Go values, without copying the captured bytes. The layout is
+// bpf.Event, generated from the C struct: every offset here is taken from
+// it, so the two cannot drift apart.
 package events // import "github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"unsafe"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 // Kind says what happened.
@@ -15,17 +19,19 @@ type Kind uint8
 
 // The kinds of events, as the kernel numbers them.
 const (
-	Read   Kind = bpf.EventRead   // the process read bytes from a socket
-	Write  Kind = bpf.EventWrite  // the process wrote bytes to a socket
-	Close  Kind = bpf.EventClose  // the process closed a socket
-	Exit   Kind = bpf.EventExit   // a selected process exited
-	Select Kind = bpf.EventSelect // the kernel selected a process that connected to a watched port
+	Read    Kind = Kind(bpf.EventRead)    // the process read bytes from a socket
+	Write   Kind = Kind(bpf.EventWrite)   // the process wrote bytes to a socket
+	Close   Kind = Kind(bpf.EventClose)   // the process closed a socket
+	Exit    Kind = Kind(bpf.EventExit)    // a selected process exited
+	Select  Kind = Kind(bpf.EventSelect)  // the kernel selected a process that connected to a watched port
+	Connect Kind = Kind(bpf.EventConnect) // the process connected a socket: it is the connection's client
+	Accept  Kind = Kind(bpf.EventAccept)  // the process accepted a connection: it is the server
 )
 
 const (
 	afInet  = 2
 	afInet6 = 10
-	tailMax = 16
+	tailMax = len(bpf.Event{}.Tail)
 )
 
 // Event is one decoded record. Data and Tail alias the record they were
@@ -37,6 +43,7 @@ type Event struct {
 	FD     uint32
 	Time   uint64 // kernel monotonic clock, ns
 	Sock   uint64 // kernel socket address: with Pid, the connection's identity
+	Netns  uint32 // inode of the socket's network namespace
 	Local  netip.AddrPort
 	Remote netip.AddrPort
 	Len    uint32 // bytes the syscall moved; Data holds a prefix of them
@@ -44,36 +51,40 @@ type Event struct {
 	AfterLoss bool
 	Data      []byte
 	Tail      []byte // last bytes moved, when Data does not reach them
-	// Context is what the kernel chose for the request this event begins,
-	// with context propagation on; Context.Kind says whether it did.
-	Context Context
+	// Chosen is what the kernel chose for the request the event begins,
+	// with context propagation on; Chosen.Kind says whether it did.
+	Chosen tracecontext.Chosen
 }
 
-// ContextKind says what Event.Context holds.
-type ContextKind uint8
+// The offsets of the fields of bpf.Event.
+var ev bpf.Event
 
 const (
-	// NoContext: the kernel chose nothing.
-	NoContext ContextKind = iota
-	// Served: a read began a request; TraceID and SpanID are its server
-	// span's, ParentID the caller's span from its traceparent (or zero).
-	Served
-	// Injected: a write began a request that went out with a
-	// traceparent carrying TraceID and SpanID; ParentID is the request its
-	// thread was serving (or zero).
-	Injected
-	// NotInjected: a write began a request that could not carry one.
-	NotInjected
+	offKind       = unsafe.Offsetof(ev.Kind)
+	offFamily     = unsafe.Offsetof(ev.Family)
+	offLport      = unsafe.Offsetof(ev.Lport)
+	offRport      = unsafe.Offsetof(ev.Rport)
+	offCapLen     = unsafe.Offsetof(ev.CapLen)
+	offPid        = unsafe.Offsetof(ev.Pid)
+	offTid        = unsafe.Offsetof(ev.Tid)
+	offFd         = unsafe.Offsetof(ev.Fd)
+	offLen        = unsafe.Offsetof(ev.Len)
+	offTailLen    = unsafe.Offsetof(ev.TailLen)
+	offFlags      = unsafe.Offsetof(ev.Flags)
+	offTraceFlags = unsafe.Offsetof(ev.TraceFlags)
+	offReason     = unsafe.Offsetof(ev.Reason)
+	offNetns      = unsafe.Offsetof(ev.Netns)
+	offTs         = unsafe.Offsetof(ev.Ts)
+	offSock       = unsafe.Offsetof(ev.Sock)
+	offLaddr      = unsafe.Offsetof(ev.Laddr)
+	offRaddr      = unsafe.Offsetof(ev.Raddr)
+	offTail       = unsafe.Offsetof(ev.Tail)
+	offTraceID    = unsafe.Offsetof(ev.TraceId)
+	offSpanID     = unsafe.Offsetof(ev.SpanId)
+	offParentID   = unsafe.Offsetof(ev.ParentId)
 )
 
-// Context is a span's trace context as the kernel chose it.
-type Context struct {
-	Kind     ContextKind
-	Flags    byte // W3C trace flags
-	TraceID  [16]byte
-	SpanID   [8]byte
-	ParentID [8]byte
-}
+var le = binary.LittleEndian
 
 // Decode fills e from one ring buffer record. It rejects records that are
 // too short or claim more bytes than they carry, so a malformed record can
@@ -82,48 +93,50 @@ func Decode(raw []byte, e *Event) error {
 	if len(raw) < bpf.HeaderSize {
 		return fmt.Errorf("event of %d bytes is shorter than its %d-byte header", len(raw), bpf.HeaderSize)
 	}
-	le := binary.LittleEndian
-	capLen := int(le.Uint16(raw[6:]))
+	capLen := int(le.Uint16(raw[offCapLen:]))
 	if bpf.HeaderSize+capLen > len(raw) {
 		return fmt.Errorf("event claims %d captured bytes but carries %d", capLen, len(raw)-bpf.HeaderSize)
 	}
-	tailLen := int(raw[24])
+	tailLen := int(raw[offTailLen])
 	if tailLen > tailMax {
 		return fmt.Errorf("event claims a %d-byte tail, at most %d fit", tailLen, tailMax)
 	}
-	e.Kind = Kind(raw[0])
-	e.AfterLoss = raw[25]&bpf.EventFlagAfterLoss != 0
-	e.Pid = le.Uint32(raw[8:])
-	e.Tid = le.Uint32(raw[12:])
-	e.FD = le.Uint32(raw[16:])
-	e.Len = le.Uint32(raw[20:])
-	e.Time = le.Uint64(raw[32:])
-	e.Sock = le.Uint64(raw[40:])
-	e.Local = addrPort(raw[1], raw[48:64], le.Uint16(raw[2:]))
-	e.Remote = addrPort(raw[1], raw[64:80], le.Uint16(raw[4:]))
-	e.Tail = raw[80 : 80+tailLen]
-	decodeContext(raw, &e.Context)
+	e.Kind = Kind(raw[offKind])
+	e.AfterLoss = raw[offFlags]&bpf.EventFlagAfterLoss != 0
+	e.Pid = le.Uint32(raw[offPid:])
+	e.Tid = le.Uint32(raw[offTid:])
+	e.FD = le.Uint32(raw[offFd:])
+	e.Len = le.Uint32(raw[offLen:])
+	e.Time = le.Uint64(raw[offTs:])
+	e.Sock = le.Uint64(raw[offSock:])
+	e.Netns = le.Uint32(raw[offNetns:])
+	family := raw[offFamily]
+	e.Local = addrPort(family, raw[offLaddr:offLaddr+16], le.Uint16(raw[offLport:]))
+	e.Remote = addrPort(family, raw[offRaddr:offRaddr+16], le.Uint16(raw[offRport:]))
+	e.Tail = raw[offTail : offTail+uintptr(tailLen)]
+	decodeChosen(raw, &e.Chosen)
 	e.Data = raw[bpf.HeaderSize : bpf.HeaderSize+capLen]
 	return nil
 }
 
-func decodeContext(raw []byte, c *Context) {
-	switch flags := raw[25]; {
+func decodeChosen(raw []byte, c *tracecontext.Chosen) {
+	switch flags := raw[offFlags]; {
 	case flags&bpf.EventFlagContext != 0:
-		c.Kind = Served
+		c.Kind = tracecontext.Served
 	case flags&bpf.EventFlagInjected != 0:
-		c.Kind = Injected
+		c.Kind = tracecontext.Injected
 	case flags&bpf.EventFlagNotInjected != 0:
-		c.Kind = NotInjected
+		*c = tracecontext.Chosen{Kind: tracecontext.NotInjected, Reason: raw[offReason]}
 		return
 	default:
-		c.Kind = NoContext
+		*c = tracecontext.Chosen{}
 		return
 	}
-	c.Flags = raw[26]
-	c.TraceID = [16]byte(raw[96:112])
-	c.SpanID = [8]byte(raw[112:120])
-	c.ParentID = [8]byte(raw[120:128])
+	c.Reason = 0
+	c.Flags = raw[offTraceFlags]
+	c.TraceID = [16]byte(raw[offTraceID : offTraceID+16])
+	c.SpanID = [8]byte(raw[offSpanID : offSpanID+8])
+	c.ParentID = [8]byte(raw[offParentID : offParentID+8])
 }
 
 func addrPort(family byte, b []byte, port uint16) netip.AddrPort {
@@ -137,4 +150,62 @@ func addrPort(family byte, b []byte, port uint16) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(a, port)
+}
+
+// Encode lays e out as the kernel would send it: the inverse of Decode,
+// for tests and benchmarks that feed made-up events.
+func Encode(e *Event) []byte {
+	raw := make([]byte, bpf.HeaderSize+len(e.Data))
+	raw[offKind] = byte(e.Kind)
+	le.PutUint32(raw[offPid:], e.Pid)
+	le.PutUint32(raw[offTid:], e.Tid)
+	le.PutUint32(raw[offFd:], e.FD)
+	le.PutUint32(raw[offLen:], e.Len)
+	le.PutUint64(raw[offTs:], e.Time)
+	le.PutUint64(raw[offSock:], e.Sock)
+	le.PutUint32(raw[offNetns:], e.Netns)
+	if e.AfterLoss {
+		raw[offFlags] |= bpf.EventFlagAfterLoss
+	}
+	encodeAddr(raw, e.Local, offLaddr, offLport)
+	encodeAddr(raw, e.Remote, offRaddr, offRport)
+	raw[offTailLen] = byte(copy(raw[offTail:offTail+uintptr(tailMax)], e.Tail))
+	encodeChosen(raw, &e.Chosen)
+	le.PutUint16(raw[offCapLen:], uint16(copy(raw[bpf.HeaderSize:], e.Data)))
+	return raw
+}
+
+func encodeAddr(raw []byte, ap netip.AddrPort, addrOff, portOff uintptr) {
+	if !ap.IsValid() {
+		return
+	}
+	raw[offFamily] = afInet6
+	if ap.Addr().Is4() {
+		raw[offFamily] = afInet
+		a := ap.Addr().As4()
+		copy(raw[addrOff:], a[:])
+	} else {
+		a := ap.Addr().As16()
+		copy(raw[addrOff:], a[:])
+	}
+	le.PutUint16(raw[portOff:], ap.Port())
+}
+
+func encodeChosen(raw []byte, c *tracecontext.Chosen) {
+	switch c.Kind {
+	case tracecontext.NotChosen:
+		return
+	case tracecontext.Served:
+		raw[offFlags] |= bpf.EventFlagContext
+	case tracecontext.Injected:
+		raw[offFlags] |= bpf.EventFlagInjected
+	case tracecontext.NotInjected:
+		raw[offFlags] |= bpf.EventFlagNotInjected
+		raw[offReason] = c.Reason
+		return
+	}
+	raw[offTraceFlags] = c.Flags
+	copy(raw[offTraceID:], c.TraceID[:])
+	copy(raw[offSpanID:], c.SpanID[:])
+	copy(raw[offParentID:], c.ParentID[:])
 }

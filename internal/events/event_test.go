@@ -1,7 +1,6 @@
 package events
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -9,36 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
-// record builds a raw event as the kernel lays it out.
-func record(kind Kind, family byte, local, remote netip.AddrPort, data []byte, length uint32, tail []byte) []byte {
-	raw := make([]byte, bpf.HeaderSize+len(data))
-	le := binary.LittleEndian
-	raw[0] = byte(kind)
-	raw[1] = family
-	le.PutUint16(raw[2:], local.Port())
-	le.PutUint16(raw[4:], remote.Port())
-	le.PutUint16(raw[6:], uint16(len(data)))
-	le.PutUint32(raw[8:], 4242)
-	le.PutUint32(raw[12:], 4243)
-	le.PutUint32(raw[16:], 7)
-	le.PutUint32(raw[20:], length)
-	raw[24] = byte(len(tail))
-	le.PutUint64(raw[32:], 123456789)
-	le.PutUint64(raw[40:], 0xffff888812345678)
-	l16, r16 := local.Addr().As16(), remote.Addr().As16()
-	if family == afInet {
-		l4, r4 := local.Addr().As4(), remote.Addr().As4()
-		copy(raw[48:], l4[:])
-		copy(raw[64:], r4[:])
-	} else {
-		copy(raw[48:], l16[:])
-		copy(raw[64:], r16[:])
-	}
-	copy(raw[80:], tail)
-	copy(raw[bpf.HeaderSize:], data)
-	return raw
+func event(kind Kind, local, remote netip.AddrPort, data string, length uint32, tail string) Event {
+	return Event{Kind: kind, Pid: 4242, Tid: 4243, FD: 7, Time: 123456789, Sock: 0xffff888812345678,
+		Netns: 4026531840, Local: local, Remote: remote, Len: length, Data: []byte(data), Tail: []byte(tail)}
 }
 
 func TestDecode(t *testing.T) {
@@ -46,86 +21,76 @@ func TestDecode(t *testing.T) {
 	remote := netip.MustParseAddrPort("10.1.2.3:51000")
 	v6 := netip.MustParseAddrPort("[2001:db8::1]:443")
 	mapped := netip.AddrPortFrom(netip.MustParseAddr("::ffff:192.0.2.7"), 80)
+	unmapped := netip.MustParseAddrPort("192.0.2.7:80")
 
 	tests := []struct {
-		name         string
-		raw          []byte
-		local, remot netip.AddrPort
-		data, tail   string
-		length       uint32
+		name string
+		in   Event
+		want Event
 	}{
-		{"ipv4 read", record(Read, afInet, local, remote, []byte("GET / HTTP/1.1\r\n"), 16, nil), local, remote, "GET / HTTP/1.1\r\n", "", 16},
-		{"ipv6 write with tail", record(Write, afInet6, v6, v6, []byte("HTTP/1.1 200"), 9000, []byte("\r\n0\r\n\r\n")), v6, v6, "HTTP/1.1 200", "\r\n0\r\n\r\n", 9000},
-		{"v4-mapped v6 is unmapped", record(Read, afInet6, mapped, mapped, nil, 0, nil),
-			netip.MustParseAddrPort("192.0.2.7:80"), netip.MustParseAddrPort("192.0.2.7:80"), "", "", 0},
+		{"ipv4 read", event(Read, local, remote, "GET / HTTP/1.1\r\n", 16, ""), event(Read, local, remote, "GET / HTTP/1.1\r\n", 16, "")},
+		{"ipv6 write with tail", event(Write, v6, v6, "HTTP/1.1 200", 9000, "\r\n0\r\n\r\n"), event(Write, v6, v6, "HTTP/1.1 200", 9000, "\r\n0\r\n\r\n")},
+		{"v4-mapped v6 is unmapped", event(Read, mapped, mapped, "", 0, ""), event(Read, unmapped, unmapped, "", 0, "")},
+		{"connect", event(Connect, local, remote, "", 0, ""), event(Connect, local, remote, "", 0, "")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var e Event
-			require.NoError(t, Decode(tt.raw, &e))
-			assert.Equal(t, tt.local, e.Local)
-			assert.Equal(t, tt.remot, e.Remote)
-			assert.Equal(t, tt.data, string(e.Data))
-			assert.Equal(t, tt.tail, string(e.Tail))
-			assert.Equal(t, tt.length, e.Len)
-			assert.Equal(t, uint32(4242), e.Pid)
-			assert.Equal(t, uint32(7), e.FD)
-			assert.Equal(t, uint64(123456789), e.Time)
-			assert.Equal(t, uint64(0xffff888812345678), e.Sock)
+			require.NoError(t, Decode(Encode(&tt.in), &e))
+			assert.Equal(t, tt.want, e)
 		})
 	}
 }
 
 func TestDecodeAfterLoss(t *testing.T) {
-	raw := record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil, 0, nil)
+	in := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "", 0, "")
 	var e Event
-	require.NoError(t, Decode(raw, &e))
+	require.NoError(t, Decode(Encode(&in), &e))
 	assert.False(t, e.AfterLoss)
-	raw[25] = bpf.EventFlagAfterLoss
-	require.NoError(t, Decode(raw, &e))
+	in.AfterLoss = true
+	require.NoError(t, Decode(Encode(&in), &e))
 	assert.True(t, e.AfterLoss)
 }
 
-func TestDecodeContext(t *testing.T) {
-	raw := record(Write, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil, 0, nil)
-	for i := 96; i < 128; i++ {
-		raw[i] = byte(i)
+func TestDecodeChosen(t *testing.T) {
+	in := event(Write, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "", 0, "")
+	var id tracecontext.Identity
+	for i := range id.TraceID {
+		id.TraceID[i] = byte(96 + i)
 	}
-	raw[26] = 1 // sampled
+	id.SpanID = [8]byte{112, 113, 114, 115, 116, 117, 118, 119}
+	id.ParentID = [8]byte{120, 121, 122, 123, 124, 125, 126, 127}
+	id.Flags = 1
 	var e Event
-	require.NoError(t, Decode(raw, &e))
-	assert.Equal(t, NoContext, e.Context.Kind)
-	for flag, kind := range map[byte]ContextKind{
-		bpf.EventFlagContext: Served, bpf.EventFlagInjected: Injected, bpf.EventFlagNotInjected: NotInjected,
-	} {
-		raw[25] = flag | bpf.EventFlagAfterLoss
-		require.NoError(t, Decode(raw, &e))
-		assert.Equal(t, kind, e.Context.Kind)
+	for _, kind := range []tracecontext.ChosenKind{tracecontext.Served, tracecontext.Injected} {
+		in.Chosen = tracecontext.Chosen{Kind: kind, Identity: id}
+		in.AfterLoss = true
+		require.NoError(t, Decode(Encode(&in), &e))
+		assert.Equal(t, in.Chosen, e.Chosen)
 		assert.True(t, e.AfterLoss)
-		if kind == NotInjected {
-			continue
-		}
-		assert.Equal(t, byte(1), e.Context.Flags)
-		assert.Equal(t, byte(96), e.Context.TraceID[0])
-		assert.Equal(t, byte(111), e.Context.TraceID[15])
-		assert.Equal(t, [8]byte{112, 113, 114, 115, 116, 117, 118, 119}, e.Context.SpanID)
-		assert.Equal(t, [8]byte{120, 121, 122, 123, 124, 125, 126, 127}, e.Context.ParentID)
 	}
+	in.Chosen = tracecontext.Chosen{Kind: tracecontext.NotInjected, Reason: 2, Identity: id}
+	require.NoError(t, Decode(Encode(&in), &e))
+	assert.Equal(t, tracecontext.Chosen{Kind: tracecontext.NotInjected, Reason: 2}, e.Chosen, "ids go only with a context")
+	assert.Equal(t, "reused_connection", bpf.NotInjectedReasons[e.Chosen.Reason])
 }
 
 func TestDecodeRejectsMalformed(t *testing.T) {
-	good := record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), []byte("abc"), 3, nil)
+	in := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "abc", 3, "")
+	good := Encode(&in)
 	var e Event
 	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 128-byte header")
 	assert.ErrorContains(t, Decode(good[:len(good)-1], &e), "claims 3 captured bytes but carries 2")
 	bad := append([]byte(nil), good...)
-	bad[24] = 17
+	bad[offTailLen] = 17
 	assert.ErrorContains(t, Decode(bad, &e), "17-byte tail")
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(record(Read, afInet, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), []byte("GET / HTTP/1.1\r\n\r\n"), 18, nil))
-	f.Add(record(Write, afInet6, netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2"), nil, 1<<20, []byte("0\r\n\r\n")))
+	r := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "GET / HTTP/1.1\r\n\r\n", 18, "")
+	w := event(Write, netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2"), "", 1<<20, "0\r\n\r\n")
+	f.Add(Encode(&r))
+	f.Add(Encode(&w))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var e Event

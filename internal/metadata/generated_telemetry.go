@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                           metric.Meter
 	mu                              sync.Mutex
 	registrations                   []metric.Registration
+	ReceiverEbpfCardinalityLimited  metric.Int64ObservableCounter
 	ReceiverEbpfConnections         metric.Int64ObservableGauge
 	ReceiverEbpfDatapoints          metric.Int64Counter
 	ReceiverEbpfEventsLost          metric.Int64ObservableCounter
@@ -51,6 +52,21 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterReceiverEbpfCardinalityLimitedCallback sets callback for observable ReceiverEbpfCardinalityLimited metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfCardinalityLimitedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfCardinalityLimited, obs: o})
+		return nil
+	}, builder.ReceiverEbpfCardinalityLimited)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
 }
 
 // RegisterReceiverEbpfConnectionsCallback sets callback for observable ReceiverEbpfConnections metric.
@@ -171,15 +187,21 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ReceiverEbpfCardinalityLimited, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_ebpf_cardinality_limited",
+		metric.WithDescription("Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]"),
+		metric.WithUnit("{observation}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfConnections, err = builder.meter.Int64ObservableGauge(
 		"otelcol_receiver_ebpf_connections",
-		metric.WithDescription("TCP connections of watched processes whose HTTP state the receiver holds. [Development]"),
+		metric.WithDescription("TCP connections of watched processes whose state the receiver holds. [Development]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfDatapoints, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_datapoints",
-		metric.WithDescription("RED metric data points handed to the next consumer, by outcome (attribute `outcome` = sent, refused). [Development]"),
+		metric.WithDescription("RED metric data points handed to the next consumer, by outcome (attribute `outcome` = sent, refused; refused points carry `reason` as spans do). [Development]"),
 		metric.WithUnit("{datapoint}"),
 	)
 	errs = errors.Join(errs, err)
@@ -203,13 +225,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfMapEntries, err = builder.meter.Int64ObservableGauge(
 		"otelcol_receiver_ebpf_map_entries",
-		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that fills up to its capacity). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]"),
+		metric.WithDescription("Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, process_serving, sock_states and forwardable, the last an LRU that fills up to its capacity, and serving before Linux 5.12). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]"),
 		metric.WithUnit("{entry}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfParseFailures, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_parse_failures",
-		metric.WithDescription("What the HTTP parser could not use, by reason (attribute `reason` = not_http, pending_overflow, head_too_large, unmatched_response), counted when a connection ends. [Development]"),
+		metric.WithDescription("What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason unknown_protocol counts connections whose first bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]"),
 		metric.WithUnit("{failure}"),
 	)
 	errs = errors.Join(errs, err)
@@ -221,13 +243,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfPropagationRequests, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_propagation_requests",
-		metric.WithDescription("With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added because the connection was opened before the receiver started or its head exceeds 4 KiB). [Development]"),
+		metric.WithDescription("With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added, with attribute `reason` = reused_connection (only a connection's first request can carry one), untracked_connection (opened before the receiver started, or accepted rather than connected), head_too_large (over 4 KiB), sockmap_in_use, zerocopy_socket, sock_hash_full or not_inserted). [Development]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfRequests, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_requests",
-		metric.WithDescription("HTTP requests paired with their response (or ended without one). [Development]"),
+		metric.WithDescription("Requests of every protocol paired with their response (or ended without one). [Development]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
@@ -239,7 +261,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfSpans, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_spans",
-		metric.WithDescription("Spans by outcome (attribute `outcome` = sent, refused, dropped); dropped when the next consumer was too slow and the bounded queue was full. [Development]"),
+		metric.WithDescription("Spans by outcome (attribute `outcome` = sent; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

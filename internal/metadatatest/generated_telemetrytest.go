@@ -21,10 +21,26 @@ func NewSettings(tt *componenttest.Telemetry) receiver.Settings {
 	return set
 }
 
+func AssertEqualReceiverEbpfCardinalityLimited(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_cardinality_limited",
+		Description: "Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]",
+		Unit:        "{observation}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_cardinality_limited")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualReceiverEbpfConnections(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_connections",
-		Description: "TCP connections of watched processes whose HTTP state the receiver holds. [Development]",
+		Description: "TCP connections of watched processes whose state the receiver holds. [Development]",
 		Unit:        "{connection}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
@@ -38,7 +54,7 @@ func AssertEqualReceiverEbpfConnections(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualReceiverEbpfDatapoints(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_datapoints",
-		Description: "RED metric data points handed to the next consumer, by outcome (attribute `outcome` = sent, refused). [Development]",
+		Description: "RED metric data points handed to the next consumer, by outcome (attribute `outcome` = sent, refused; refused points carry `reason` as spans do). [Development]",
 		Unit:        "{datapoint}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -100,7 +116,7 @@ func AssertEqualReceiverEbpfMapCapacity(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_map_entries",
-		Description: "Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, serving, process_serving and forwardable, the last an LRU that fills up to its capacity). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]",
+		Description: "Entries in each kernel map that tracks something (attribute `map` = selected_pids; with context propagation also plans, process_serving, sock_states and forwardable, the last an LRU that fills up to its capacity, and serving before Linux 5.12). The syscall arguments kept from entry to exit live in each thread's task storage, freed with the thread, and are not listed; should return to its baseline when traffic stops. [Development]",
 		Unit:        "{entry}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
@@ -114,7 +130,7 @@ func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualReceiverEbpfParseFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_parse_failures",
-		Description: "What the HTTP parser could not use, by reason (attribute `reason` = not_http, pending_overflow, head_too_large, unmatched_response), counted when a connection ends. [Development]",
+		Description: "What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason unknown_protocol counts connections whose first bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]",
 		Unit:        "{failure}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -144,7 +160,7 @@ func AssertEqualReceiverEbpfProcesses(t *testing.T, tt *componenttest.Telemetry,
 func AssertEqualReceiverEbpfPropagationRequests(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_propagation_requests",
-		Description: "With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added because the connection was opened before the receiver started or its head exceeds 4 KiB). [Development]",
+		Description: "With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added, with attribute `reason` = reused_connection (only a connection's first request can carry one), untracked_connection (opened before the receiver started, or accepted rather than connected), head_too_large (over 4 KiB), sockmap_in_use, zerocopy_socket, sock_hash_full or not_inserted). [Development]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -160,7 +176,7 @@ func AssertEqualReceiverEbpfPropagationRequests(t *testing.T, tt *componenttest.
 func AssertEqualReceiverEbpfRequests(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_requests",
-		Description: "HTTP requests paired with their response (or ended without one). [Development]",
+		Description: "Requests of every protocol paired with their response (or ended without one). [Development]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -192,7 +208,7 @@ func AssertEqualReceiverEbpfRequestsLost(t *testing.T, tt *componenttest.Telemet
 func AssertEqualReceiverEbpfSpans(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_spans",
-		Description: "Spans by outcome (attribute `outcome` = sent, refused, dropped); dropped when the next consumer was too slow and the bounded queue was full. [Development]",
+		Description: "Spans by outcome (attribute `outcome` = sent; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -1,11 +1,15 @@
-// Package redmetrics aggregates HTTP exchanges into the RED histograms of the
-// semantic conventions (request duration, request and response body sizes),
-// cumulative from the moment a series is first seen.
+// Package redmetrics aggregates exchanges into the RED histograms of the
+// semantic conventions (rate, errors, duration; and sizes where a protocol
+// has them), cumulative from the moment a series is first seen.
+//
+// It knows no protocol: a Family names the instruments that count the same
+// exchanges and writes a series' attributes from its Key; protocols define
+// their families (internal/semconv) and say, per exchange, which series it
+// counts in.
 package redmetrics // import "github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 
 import (
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,28 +17,41 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// DurationBounds are the semantic conventions' advised buckets, in seconds.
-var DurationBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// MaxInstruments is the most instruments a family may have.
+const MaxInstruments = 3
 
-// SizeBounds are buckets for body sizes, in bytes.
-var SizeBounds = []float64{0, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000}
-
-// Key holds the low-cardinality attributes of one series.
-type Key struct {
-	Server     bool // server side (else client)
-	Method     string
-	Status     int // 0: no response
-	Route      string
-	Version    string
-	ServerAddr string // client side only: the peer; servers leave it empty
-	ServerPort int
+// Instrument is one histogram of a family.
+type Instrument struct {
+	Name, Unit, Description string
+	Bounds                  []float64 // explicit bucket bounds, ascending
 }
 
-// Observation is one exchange, as far as metrics care.
-type Observation struct {
-	Duration     float64 // seconds
-	RequestBody  int64
-	ResponseBody int64
+// Family is the set of instruments that count the same exchanges, e.g.
+// the HTTP server's request duration and body sizes.
+type Family struct {
+	Instruments []Instrument // at most MaxInstruments
+	// Attributes writes the attributes of the series of k.
+	Attributes func(k *Key, attrs pcommon.Map)
+}
+
+// Key identifies one series: its family, and attribute values whose
+// meaning the family defines. It is comparable and made of values the
+// caller already holds, so looking a series up allocates nothing.
+type Key struct {
+	Family *Family
+	Str    [8]string
+	Int    [2]int64
+}
+
+// Observation is what one exchange adds to each instrument of its family,
+// in the family's order.
+type Observation [MaxInstruments]float64
+
+// Resource is what the series of one process are reported under. The
+// Aggregator keys processes by it: a process that gets a dead one's pid is
+// another Resource, so its series never take the dead one's identity.
+type Resource interface {
+	Fill(attrs pcommon.Map)
 }
 
 type histogram struct {
@@ -45,8 +62,8 @@ type histogram struct {
 	max    float64
 }
 
-func newHistogram(bounds []float64) *histogram {
-	return &histogram{counts: make([]uint64, len(bounds)+1)}
+func newHistogram(bounds []float64) histogram {
+	return histogram{counts: make([]uint64, len(bounds)+1)}
 }
 
 func (h *histogram) add(bounds []float64, v float64) {
@@ -63,24 +80,20 @@ func (h *histogram) add(bounds []float64, v float64) {
 }
 
 type series struct {
-	start    pcommon.Timestamp
-	duration *histogram
-	reqBody  *histogram
-	respBody *histogram
+	start pcommon.Timestamp
+	hists [MaxInstruments]histogram
 }
 
-// process is the set of series of one process, with what describes it.
+// process is the set of series of one process.
 type process struct {
-	fill   func(pcommon.Map)
 	series map[Key]*series
 	gone   bool
 }
 
-// Aggregator collects observations; safe for one writer and one collector
-// at a time.
+// Aggregator collects observations; safe for concurrent use.
 type Aggregator struct {
 	mu        sync.Mutex
-	procs     map[uint32]*process
+	procs     map[Resource]*process
 	maxSeries int
 	nSeries   int
 	overflow  uint64
@@ -89,21 +102,20 @@ type Aggregator struct {
 // New returns an Aggregator that keeps at most maxSeries series; what does
 // not fit is counted by Overflow.
 func New(maxSeries int) *Aggregator {
-	return &Aggregator{procs: map[uint32]*process{}, maxSeries: maxSeries}
+	return &Aggregator{procs: map[Resource]*process{}, maxSeries: maxSeries}
 }
 
-// Record adds one observation for process pid. fill describes the process's
-// resource; it is kept from the first call for pid. now starts the series
-// when the observation is its first; zero stands for the current time,
-// read only then, since reading the clock for every request costs more
-// than the rest of recording it.
-func (a *Aggregator) Record(pid uint32, fill func(pcommon.Map), k Key, o Observation, now pcommon.Timestamp) {
+// Record adds one observation to the series k of process res. now starts
+// the series when the observation is its first; zero stands for the
+// current time, read only then, since reading the clock for every request
+// costs more than the rest of recording it.
+func (a *Aggregator) Record(res Resource, k Key, o Observation, now pcommon.Timestamp) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.procs[pid]
+	p := a.procs[res]
 	if p == nil {
-		p = &process{fill: fill, series: map[Key]*series{}}
-		a.procs[pid] = p
+		p = &process{series: map[Key]*series{}}
+		a.procs[res] = p
 	}
 	s := p.series[k]
 	if s == nil {
@@ -114,22 +126,24 @@ func (a *Aggregator) Record(pid uint32, fill func(pcommon.Map), k Key, o Observa
 		if now == 0 {
 			now = pcommon.NewTimestampFromTime(time.Now())
 		}
-		s = &series{start: now, duration: newHistogram(DurationBounds),
-			reqBody: newHistogram(SizeBounds), respBody: newHistogram(SizeBounds)}
+		s = &series{start: now}
+		for i, in := range k.Family.Instruments {
+			s.hists[i] = newHistogram(in.Bounds)
+		}
 		p.series[k] = s
 		a.nSeries++
 	}
-	s.duration.add(DurationBounds, o.Duration)
-	s.reqBody.add(SizeBounds, float64(o.RequestBody))
-	s.respBody.add(SizeBounds, float64(o.ResponseBody))
+	for i, in := range k.Family.Instruments {
+		s.hists[i].add(in.Bounds, o[i])
+	}
 }
 
-// Forget marks process pid as gone: its series are emitted once more by the
-// next Collect, then dropped.
-func (a *Aggregator) Forget(pid uint32) {
+// Forget marks process res as gone: its series are emitted once more by
+// the next Collect, then dropped.
+func (a *Aggregator) Forget(res Resource) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if p := a.procs[pid]; p != nil {
+	if p := a.procs[res]; p != nil {
 		p.gone = true
 	}
 }
@@ -141,67 +155,66 @@ func (a *Aggregator) Overflow() uint64 {
 	return a.overflow
 }
 
+// Series counts the series kept.
+func (a *Aggregator) Series() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nSeries
+}
+
 // Collect returns every series as cumulative histograms at time now.
 func (a *Aggregator) Collect(scope string, now pcommon.Timestamp) pmetric.Metrics {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	md := pmetric.NewMetrics()
-	for pid, p := range a.procs {
+	for res, p := range a.procs {
 		if len(p.series) > 0 {
 			rm := md.ResourceMetrics().AppendEmpty()
-			p.fill(rm.Resource().Attributes())
+			res.Fill(rm.Resource().Attributes())
 			sm := rm.ScopeMetrics().AppendEmpty()
 			sm.Scope().SetName(scope)
 			appendProcess(sm.Metrics(), p, now)
 		}
 		if p.gone {
 			a.nSeries -= len(p.series)
-			delete(a.procs, pid)
+			delete(a.procs, res)
 		}
 	}
 	return md
 }
 
-type metricDef struct {
-	name, unit, desc string
-	server           bool
-	pick             func(*series) *histogram
-	bounds           []float64
-}
-
-var metricDefs = []metricDef{
-	{"http.server.request.duration", "s", "Duration of HTTP server requests.", true, func(s *series) *histogram { return s.duration }, DurationBounds},
-	{"http.server.request.body.size", "By", "Size of HTTP server request bodies.", true, func(s *series) *histogram { return s.reqBody }, SizeBounds},
-	{"http.server.response.body.size", "By", "Size of HTTP server response bodies.", true, func(s *series) *histogram { return s.respBody }, SizeBounds},
-	{"http.client.request.duration", "s", "Duration of HTTP client requests.", false, func(s *series) *histogram { return s.duration }, DurationBounds},
-	{"http.client.request.body.size", "By", "Size of HTTP client request bodies.", false, func(s *series) *histogram { return s.reqBody }, SizeBounds},
-	{"http.client.response.body.size", "By", "Size of HTTP client response bodies.", false, func(s *series) *histogram { return s.respBody }, SizeBounds},
-}
-
+// appendProcess writes one metric per instrument of each family the
+// process has series of, with a point per series.
 func appendProcess(ms pmetric.MetricSlice, p *process, now pcommon.Timestamp) {
-	for _, def := range metricDefs {
-		var dps pmetric.HistogramDataPointSlice
-		started := false
-		for k, s := range p.series {
-			if k.Server != def.server {
-				continue
+	byFamily := map[*Family][]Key{}
+	var order []*Family
+	for k := range p.series {
+		if _, ok := byFamily[k.Family]; !ok {
+			order = append(order, k.Family)
+		}
+		byFamily[k.Family] = append(byFamily[k.Family], k)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		return order[i].Instruments[0].Name < order[j].Instruments[0].Name
+	})
+	for _, f := range order {
+		for i, in := range f.Instruments {
+			m := ms.AppendEmpty()
+			m.SetName(in.Name)
+			m.SetUnit(in.Unit)
+			m.SetDescription(in.Description)
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps := h.DataPoints()
+			for _, k := range byFamily[f] {
+				s := p.series[k]
+				appendPoint(dps.AppendEmpty(), &k, s.start, now, &s.hists[i], in.Bounds)
 			}
-			if !started {
-				started = true
-				m := ms.AppendEmpty()
-				m.SetName(def.name)
-				m.SetUnit(def.unit)
-				m.SetDescription(def.desc)
-				h := m.SetEmptyHistogram()
-				h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-				dps = h.DataPoints()
-			}
-			appendPoint(dps.AppendEmpty(), k, s.start, now, def.pick(s), def.bounds)
 		}
 	}
 }
 
-func appendPoint(dp pmetric.HistogramDataPoint, k Key, start, now pcommon.Timestamp, h *histogram, bounds []float64) {
+func appendPoint(dp pmetric.HistogramDataPoint, k *Key, start, now pcommon.Timestamp, h *histogram, bounds []float64) {
 	dp.SetStartTimestamp(start)
 	dp.SetTimestamp(now)
 	dp.SetCount(h.count)
@@ -210,23 +223,5 @@ func appendPoint(dp pmetric.HistogramDataPoint, k Key, start, now pcommon.Timest
 	dp.SetMax(h.max)
 	dp.ExplicitBounds().FromRaw(bounds)
 	dp.BucketCounts().FromRaw(h.counts)
-	attrs := dp.Attributes()
-	attrs.PutStr("http.request.method", k.Method)
-	switch {
-	case k.Status == 0:
-		attrs.PutStr("error.type", "no_response")
-	case k.Status >= 500, !k.Server && k.Status >= 400:
-		attrs.PutInt("http.response.status_code", int64(k.Status))
-		attrs.PutStr("error.type", strconv.Itoa(k.Status))
-	default:
-		attrs.PutInt("http.response.status_code", int64(k.Status))
-	}
-	if k.Server {
-		attrs.PutStr("http.route", k.Route)
-	} else {
-		attrs.PutStr("server.address", k.ServerAddr)
-	}
-	attrs.PutInt("server.port", int64(k.ServerPort))
-	attrs.PutStr("network.protocol.version", k.Version)
-	attrs.PutStr("url.scheme", "http")
+	k.Family.Attributes(k, dp.Attributes())
 }

@@ -15,7 +15,8 @@ import (
 //
 // HTTP is a server span, HTTPClient a client span; the peer is on the left
 // of the arrow and the server on the right; the parent id is in brackets
-// (zeros for a root).
+// (zeros for a root). Spans of other protocols print as DB (database
+// clients) or RPC/RPCClient, with their status code and span name.
 func TextLine(span ptrace.Span, service string) string {
 	attrs := span.Attributes()
 	str := func(k string) string {
@@ -34,23 +35,14 @@ func TextLine(span ptrace.Span, service string) string {
 	// header (server.address) naming its own front door at every hop.
 	client := "[" + str("network.peer.address") + ":" + str("network.peer.port") + "]"
 	server := "[" + str("network.local.address") + ":" + str("network.local.port") + "]"
-	path := str("url.path")
+	kind, status, what := label(span, str)
 	if span.Kind() == ptrace.SpanKindClient {
-		b.WriteString("HTTPClient ")
 		client, server = server, client
-		if u := str("url.full"); strings.HasPrefix(u, "http://") {
-			if i := strings.IndexByte(u[len("http://"):], '/'); i >= 0 {
-				path = u[len("http://")+i:]
-			}
-		}
-	} else {
-		b.WriteString("HTTP ")
 	}
-	status := str("http.response.status_code")
 	if status == "" {
 		status = "-"
 	}
-	b.WriteString(status + " " + str("http.request.method") + " " + path + " ")
+	b.WriteString(kind + " " + status + " " + what + " ")
 	b.WriteString(client + "->" + server)
 	b.WriteString(" size:" + strconv.FormatInt(bodySize(span), 10) + "B")
 	b.WriteString(" svc=[" + service + "]")
@@ -61,6 +53,40 @@ func TextLine(span ptrace.Span, service string) string {
 	}
 	b.WriteString("[" + parent + "]-" + flagsHex(span.Flags()) + "]")
 	return b.String()
+}
+
+// label names the span's protocol and role, its status and what it did.
+func label(span ptrace.Span, str func(string) string) (kind, status, what string) {
+	client := span.Kind() == ptrace.SpanKindClient
+	switch {
+	case str("http.request.method") != "":
+		kind, status = "HTTP", str("http.response.status_code")
+		what = str("http.request.method") + " " + str("url.path")
+		if client {
+			kind = "HTTPClient"
+			what = str("http.request.method") + " " + urlPath(str("url.full"))
+		}
+	case str("db.system.name") != "":
+		kind, status, what = "DB", str("db.response.status_code"), str("db.system.name")+" "+span.Name()
+	case str("rpc.system.name") != "":
+		kind, status, what = "RPC", str("rpc.response.status_code"), span.Name()
+		if client {
+			kind = "RPCClient"
+		}
+	default:
+		kind, what = "SPAN", span.Name()
+	}
+	return kind, status, what
+}
+
+// urlPath is the path of a url.full.
+func urlPath(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
+			return u[i+3+j:]
+		}
+	}
+	return "/"
 }
 
 func bodySize(span ptrace.Span) int64 {

@@ -3,7 +3,27 @@ package http1
 import (
 	"strconv"
 	"strings"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 )
+
+// Names the tests use for the protocol layer's types.
+type (
+	Segment   = protocols.Segment
+	Direction = protocols.Direction
+)
+
+// testOptions are what the tests' connections record.
+var testOptions = func() *protocols.Options {
+	router, err := routes.New(nil, routes.Heuristic)
+	if err != nil {
+		panic(err)
+	}
+	return &protocols.Options{Routes: routes.NewLimiter(router, 1000)}
+}()
+
+func newTestConn() *Conn { return NewConn(testOptions) }
 
 // step is one segment fed to a Conn, or a close.
 type step struct {
@@ -66,7 +86,7 @@ func play(c *Conn, steps []step) []Exchange {
 		// Fresh copies that are scribbled over after the call: a Conn
 		// that kept a reference to them would see garbage later.
 		data, tail := []byte(s.data), []byte(s.tail)
-		c.Feed(s.dir, Segment{Data: data, Len: n, Tail: tail, Time: s.t}, emitter(emit))
+		c.Feed(s.dir, &Segment{Data: data, Len: n, Tail: tail, Time: s.t}, emitter(emit))
 		scribble(data)
 		scribble(tail)
 	}
@@ -91,11 +111,25 @@ const (
 
 // server and client build expected exchanges.
 func server(method, target string, status int) Exchange {
-	return Exchange{Role: RoleServer, Method: method, Target: target, Version: "1.1", Status: status}
+	return exchange(RoleServer, method, target, status)
 }
 
 func client(method, target string, status int) Exchange {
-	return Exchange{Role: RoleClient, Method: method, Target: target, Version: "1.1", Status: status}
+	return exchange(RoleClient, method, target, status)
+}
+
+func exchange(role protocols.Role, method, target string, status int) Exchange {
+	var x Exchange
+	x.Role, x.Method, x.Target, x.Version, x.Status = role, method, target, "1.1", status
+	return x
+}
+
+// comparable is what tests compare of an exchange: what the wire said,
+// without the values derived from it for correlation and spans.
+func comparable(x Exchange) Exchange {
+	x.conn = nil
+	x.LinkOp, x.LinkTarget, x.Scheme, x.Clipped = "", "", "", false
+	return x
 }
 
 // at sets the four times and returns x.
@@ -126,8 +160,9 @@ func chunkedBody(data string, size int) string {
 	return b.String()
 }
 
-// emitter is a Handler that only wants the completed exchanges.
+// emitter is a Sink that only wants the completed exchanges.
 type emitter func(Exchange)
 
-func (e emitter) Started(*Exchange) {}
-func (e emitter) Done(x *Exchange)  { e(*x) }
+func (e emitter) Started(*protocols.Exchange) {}
+func (e emitter) Done(r protocols.Record)     { e(comparable(*r.(*Exchange))) }
+func (e emitter) Failed(string)               {}

@@ -16,7 +16,12 @@
 // waiting for responses, and at most 64 KiB of an unfinished head per
 // direction. It copies what it keeps and never holds the caller's buffers.
 // A Conn is not safe for concurrent use.
-package http1 // import "github.com/otelcol-ebpf/ebpfreceiver/internal/http1"
+package http1 // import "github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http1"
+
+import (
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/semconv"
+)
 
 // Limits that bound the state of one connection.
 const (
@@ -29,66 +34,23 @@ const (
 	keepBuf        = 4 << 10  // a head buffer larger than this is freed when idle
 )
 
-// Segment is what one syscall moved on a connection.
-type Segment struct {
-	Data []byte // captured bytes: a prefix of the bytes the syscall moved (may be shorter than Len, or even empty)
-	Len  int    // bytes the syscall moved in total (>= len(Data)); bytes after Data were not captured (a "gap")
-	Tail []byte // when Len > len(Data): up to the last 16 bytes the syscall moved (may be empty)
-	Time uint64 // kernel monotonic timestamp in ns of the syscall
-}
-
-// Direction says which way a segment's bytes moved.
-type Direction uint8
-
-// The directions, from the watched process's side.
+// The directions and roles, named here as the rest of the package uses them.
 const (
-	Inbound  Direction = iota // bytes the watched process read
-	Outbound                  // bytes the watched process wrote
+	Inbound    = protocols.Inbound
+	Outbound   = protocols.Outbound
+	RoleServer = protocols.RoleServer
+	RoleClient = protocols.RoleClient
 )
 
-// Role is the watched process's side of a connection.
-type Role uint8
-
-// The roles. The first valid request line seen on a connection decides.
-const (
-	RoleServer Role = iota + 1 // the watched process read the request (it is the server)
-	RoleClient                 // the watched process wrote the request (it is the client)
-)
-
-// Exchange is one request and its response.
-// Handler receives the exchanges of a connection. The *Exchange is valid
-// only during the call.
-type Handler interface {
-	// Started is called when a request's head was read, before its
-	// response: the moment to give it an identity others can link to.
-	Started(x *Exchange)
-	// Done is called when the exchange ended, in request order.
-	Done(x *Exchange)
-}
-
+// Exchange is one request and its response: the record of the protocol.
 type Exchange struct {
-	Role        Role
-	Method      string // "GET"
-	Target      string // request-target as sent (at most 8 KiB), e.g. "/users/42?x=1"
-	Version     string // "1.0" or "1.1" (of the request); "" when Partial hid it
-	Host        string // Host header value, "" if absent
-	Traceparent string // traceparent header value, "" if absent
-	Status      int    // final response status code; 0 if no response was seen
-
-	RequestStart, RequestEnd   uint64 // Time of the segments with the request's first and last byte
-	ResponseStart, ResponseEnd uint64 // same for the final response; 0 when no response
-
-	// Body bytes: decoded chunk data for chunked bodies, bytes counted for
-	// Content-Length and close-delimited ones. A chunked body whose framing
-	// was lost in a gap is counted in raw bytes instead.
-	RequestBodySize, ResponseBodySize int64
-
+	protocols.Exchange
+	semconv.HTTP
 	// Partial is true when part of a head was not captured, so some header
 	// fields may be missing.
 	Partial bool
 
-	// Tag is the Handler's own: set in Started, carried to Done.
-	Tag any
+	conn *Conn // its options and the names made for its requests
 }
 
 // Stats count what a Conn discarded. They survive Close, so a caller may
@@ -100,21 +62,25 @@ type Stats struct {
 	UnmatchedResponses uint64 // responses with no request to pair with
 }
 
-// Add adds o to s, to total the stats of many connections.
-func (s *Stats) Add(o Stats) {
-	s.NotHTTP += o.NotHTTP
-	s.PendingOverflow += o.PendingOverflow
-	s.HeadTooLarge += o.HeadTooLarge
-	s.UnmatchedResponses += o.UnmatchedResponses
-}
+// The reasons Stats count, in self-telemetry.
+const (
+	reasonNotHTTP         = "not_http"
+	reasonPendingOverflow = "pending_overflow"
+	reasonHeadTooLarge    = "head_too_large"
+	reasonUnmatched       = "unmatched_response"
+)
 
 // Conn tracks one TCP connection of a watched process.
 type Conn struct {
-	role    Role
-	streams [2]stream // indexed by Direction
+	role    protocols.Role
+	given   protocols.Role // the role Reset was told, kept across Close
+	streams [2]stream      // indexed by Direction
 	pendingQueue
-	h     Handler // the caller's, set only during Feed and Close
+	h     protocols.Sink // the caller's, set only during Feed and Close
+	tid   uint32         // the thread that moved the segment being fed
 	stats Stats
+	opts  *protocols.Options
+	names semconv.HTTPNames
 
 	// guesses counts the times the parser lost its place in the bytes
 	// and went on by a guess; tests compare runs only when it did not.
@@ -125,35 +91,49 @@ type Conn struct {
 	lastTarget, lastHost string
 }
 
-// NewConn returns a Conn ready for its first segment.
-func NewConn() *Conn {
-	c := &Conn{}
+// NewConn returns a Conn ready for its first segment, on a connection
+// whose role it decides from the first request line.
+func NewConn(opts *protocols.Options) *Conn {
+	c := &Conn{opts: opts}
 	c.streams[Inbound].dir = Inbound
 	c.streams[Outbound].dir = Outbound
 	return c
 }
 
-// Reuse readies a closed Conn for another connection, as if it were new,
-// except that it keeps what saves allocations: the room of its buffers and
-// the last target and Host, which the next connection often repeats.
-func (c *Conn) Reuse() {
+// Reset readies a Conn for another connection, as if it were new, except
+// that it keeps what saves allocations: the room of its buffers and the
+// last target and Host, which the next connection often repeats. role is
+// the watched process's side, if known.
+func (c *Conn) Reset(role protocols.Role) {
 	c.stats = Stats{}
 	c.guesses = 0
+	c.role, c.given = role, role
+	c.names.Forget()
 }
 
 // Stats returns what the connection discarded so far.
 func (c *Conn) Stats() Stats { return c.stats }
 
+// fail counts what was discarded, here and in the caller's self-telemetry.
+func (c *Conn) fail(n *uint64, reason string) {
+	*n++
+	if c.h != nil {
+		c.h.Failed(reason)
+	}
+}
+
 // Feed consumes one segment; h is told synchronously of each request it
 // starts and each exchange it completes, in request order. h must not call
 // back into c.
-func (c *Conn) Feed(dir Direction, seg Segment, h Handler) {
+func (c *Conn) Feed(dir protocols.Direction, seg *protocols.Segment, h protocols.Sink) {
 	if dir > Outbound {
 		return
 	}
-	c.h = h
+	c.h, c.tid = h, seg.Tid
 	defer func() { c.h = nil }()
 	s := &c.streams[dir]
+	s.offer(seg)
+	defer s.unclaimed()
 	data, gap, tail := split(seg)
 	if len(data) == 0 && gap == 0 {
 		// A tail that covers the whole syscall is its data.
@@ -173,7 +153,7 @@ func (c *Conn) Feed(dir Direction, seg Segment, h Handler) {
 // split cuts a segment into the captured bytes, the count of bytes moved
 // but not seen, and the tail bytes after those. A tail that overlaps the
 // captured bytes is trimmed, so that the three parts follow each other.
-func split(seg Segment) (data []byte, gap int, tail []byte) {
+func split(seg *protocols.Segment) (data []byte, gap int, tail []byte) {
 	data = seg.Data
 	after := seg.Len - len(data)
 	if after <= 0 {
@@ -189,7 +169,7 @@ func split(seg Segment) (data []byte, gap int, tail []byte) {
 // Close ends the connection at time ts: a response delimited by the close
 // ends here, requests still waiting for a response are emitted with Status
 // 0, and then the Conn is reset for a new connection (its Stats are kept).
-func (c *Conn) Close(ts uint64, h Handler) {
+func (c *Conn) Close(ts uint64, h protocols.Sink) {
 	c.h = h
 	defer func() { c.h = nil }()
 	// The request side goes first: a request cut inside its head is queued
@@ -203,7 +183,7 @@ func (c *Conn) Close(ts uint64, h Handler) {
 	for c.qHead < len(c.q) {
 		c.popFront()
 	}
-	c.role = 0
+	c.role = c.given
 	c.streams[Inbound].reset()
 	c.streams[Outbound].reset()
 	c.skipResponses = 0
@@ -228,7 +208,7 @@ func (c *Conn) closeStream(s *stream, ts uint64) {
 }
 
 // accepts says which start lines may begin a message in direction dir.
-func (c *Conn) accepts(dir Direction) (request, status bool) {
+func (c *Conn) accepts(dir protocols.Direction) (request, status bool) {
 	switch c.role {
 	case RoleServer:
 		return dir == Inbound, dir == Outbound
@@ -240,7 +220,7 @@ func (c *Conn) accepts(dir Direction) (request, status bool) {
 
 // decideRole fixes the role once a request line was seen in direction dir.
 // A head still arriving the other way can then only be a response.
-func (c *Conn) decideRole(dir Direction) {
+func (c *Conn) decideRole(dir protocols.Direction) {
 	c.role = RoleServer
 	if dir == Outbound {
 		c.role = RoleClient

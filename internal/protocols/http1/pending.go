@@ -1,5 +1,7 @@
 package http1
 
+import "github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
+
 // pending is a request waiting for its response, or for its end.
 type pending struct {
 	x        Exchange
@@ -28,7 +30,7 @@ type pendingQueue struct {
 func (c *Conn) push(x Exchange, head, connect bool) *pending {
 	n := len(c.q) - c.qHead
 	if n >= maxPending {
-		c.stats.PendingOverflow++
+		c.fail(&c.stats.PendingOverflow, reasonPendingOverflow)
 		// Remember where the dropped request sits in the order, so that
 		// its response is not paired with a later request.
 		if last := &c.q[len(c.q)-1]; !last.answered {
@@ -78,7 +80,7 @@ func (c *Conn) answer() *pending {
 			return p
 		}
 	}
-	c.stats.UnmatchedResponses++
+	c.fail(&c.stats.UnmatchedResponses, reasonUnmatched)
 	return nil
 }
 
@@ -137,14 +139,17 @@ func (c *Conn) requestHead(s *stream, head []byte, f *fields) {
 		ver = version(l.minor)
 	}
 	m := method(head[:l.methodEnd])
-	x := Exchange{
-		Role:         c.role,
-		Method:       m,
-		Target:       cached(&c.lastTarget, head[l.methodEnd+1:targetEnd], maxTarget),
-		Version:      ver,
-		RequestStart: s.start,
-		Partial:      s.partial,
-	}
+	x := Exchange{conn: c, Partial: s.partial}
+	x.Role = c.role
+	x.Tid, x.Chosen = s.tid, s.chosen
+	s.chosen = tracecontext.Chosen{}
+	x.Method = m
+	x.Target = cached(&c.lastTarget, head[l.methodEnd+1:targetEnd], maxTarget)
+	x.Version = ver
+	x.Clipped = ver == "" // the request line was cut
+	x.Scheme = "http"
+	x.RequestStart = s.start
+	x.LinkOp, x.LinkTarget = x.Method, x.Target
 	if f.hasHost {
 		x.Host = cached(&c.lastHost, f.host, maxHost)
 	}
@@ -156,7 +161,7 @@ func (c *Conn) requestHead(s *stream, head []byte, f *fields) {
 	if p != nil {
 		s.seq = p.seq
 		if c.h != nil {
-			c.h.Started(&p.x)
+			c.h.Started(&p.x.Exchange)
 		}
 	}
 }

@@ -148,7 +148,7 @@ func TestChunkedFraming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, step := range []int{len(tt.body), 1} {
-			c := NewConn()
+			c := newTestConn()
 			s := &c.streams[Outbound]
 			s.st, s.cs = stChunked, csSize
 			var rest string
@@ -167,12 +167,12 @@ func TestChunkedFraming(t *testing.T) {
 }
 
 func TestDecodedChunkSize(t *testing.T) {
-	c := NewConn()
+	c := newTestConn()
 	var got []Exchange
 	emit := func(x Exchange) { got = append(got, x) }
-	c.Feed(Inbound, Segment{Data: []byte(getA), Len: len(getA), Time: 1}, emitter(emit))
+	c.Feed(Inbound, &Segment{Data: []byte(getA), Len: len(getA), Time: 1}, emitter(emit))
 	resp := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedBody(strings.Repeat("q", 1000), 77)
-	c.Feed(Outbound, Segment{Data: []byte(resp), Len: len(resp), Time: 2}, emitter(emit))
+	c.Feed(Outbound, &Segment{Data: []byte(resp), Len: len(resp), Time: 2}, emitter(emit))
 	if assert.Len(t, got, 1) {
 		assert.Equal(t, int64(1000), got[0].ResponseBodySize)
 	}

@@ -36,7 +36,7 @@ func BenchmarkChunkedResponse(b *testing.B) {
 }
 
 func benchExchanges(b *testing.B, req func(i int) []byte, resp []byte) {
-	c := NewConn()
+	c := newTestConn()
 	var n int
 	emit := func(Exchange) { n++ }
 	b.ReportAllocs()
@@ -44,9 +44,9 @@ func benchExchanges(b *testing.B, req func(i int) []byte, resp []byte) {
 	for i := 0; b.Loop(); i++ {
 		r := req(i)
 		ts++
-		c.Feed(Inbound, Segment{Data: r, Len: len(r), Time: ts}, emitter(emit))
+		c.Feed(Inbound, &Segment{Data: r, Len: len(r), Time: ts}, emitter(emit))
 		ts++
-		c.Feed(Outbound, Segment{Data: resp, Len: len(resp), Time: ts}, emitter(emit))
+		c.Feed(Outbound, &Segment{Data: resp, Len: len(resp), Time: ts}, emitter(emit))
 	}
 	if n != b.N {
 		b.Fatalf("%d exchanges for %d iterations", n, b.N)

@@ -1,6 +1,11 @@
 package http1
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
+)
 
 // state is where a stream is within the message it carries.
 type state uint8
@@ -29,7 +34,7 @@ const (
 
 // stream parses the messages of one direction.
 type stream struct {
-	dir   Direction
+	dir   protocols.Direction
 	st    state
 	line  startLine
 	buf   []byte // the head so far, when it did not arrive in one segment
@@ -51,6 +56,29 @@ type stream struct {
 	partial bool   // part of its head was not seen
 	tracked bool   // the message belongs to a pending exchange
 	seq     uint64 // that exchange
+
+	tid uint32 // the thread that moved the message's first bytes
+	// chosen is what the kernel chose for the request the current segment
+	// begins (or goes on with), until that request's head takes it.
+	chosen tracecontext.Chosen
+}
+
+// offer keeps the kernel's context of seg for the request it begins: the
+// one that starts in it, or the one whose head it goes on with (a Go server
+// may read a request's first byte alone; the kernel recognises the request
+// in the next read). Bytes in the middle of a body cannot begin a request.
+func (s *stream) offer(seg *protocols.Segment) {
+	if seg.Chosen.Kind != tracecontext.NotChosen && (s.st == stIdle || s.st == stHead) {
+		s.chosen = seg.Chosen
+	}
+}
+
+// unclaimed drops a context no request took in its segment: it belongs to
+// no later one.
+func (s *stream) unclaimed() {
+	if s.st == stIdle {
+		s.chosen = tracecontext.Chosen{}
+	}
 }
 
 // reset forgets the message in progress, keeping a small buffer for reuse.
@@ -65,6 +93,7 @@ func (s *stream) reset() {
 // abandon drops a message that turned out not to be one.
 func (s *stream) abandon() {
 	s.st = stIdle
+	s.chosen = tracecontext.Chosen{}
 	s.buf = s.buf[:0]
 	s.tracked = false
 }
@@ -167,6 +196,7 @@ func (c *Conn) begin(s *stream, d []byte, ts uint64) []byte {
 		return nil
 	}
 	s.st = stHead
+	s.tid = c.tid
 	s.line.init(c.accepts(s.dir))
 	s.buf = s.buf[:0]
 	s.scan = 0
@@ -220,7 +250,7 @@ func (c *Conn) bufferHead(s *stream, d []byte, ts uint64) []byte {
 	}
 	// The head is too large to keep: what was kept is parsed, and the
 	// rest of the head is skipped as if it had not been captured.
-	c.stats.HeadTooLarge++
+	c.fail(&c.stats.HeadTooLarge, reasonHeadTooLarge)
 	if !c.partialHead(s, ts) {
 		return c.notHTTP(s)
 	}
@@ -253,7 +283,7 @@ func (c *Conn) scanLine(s *stream, b []byte) lineVerdict {
 
 // notHTTP discards a message that did not start like one.
 func (c *Conn) notHTTP(s *stream) []byte {
-	c.stats.NotHTTP++
+	c.fail(&c.stats.NotHTTP, reasonNotHTTP)
 	s.abandon()
 	return nil
 }

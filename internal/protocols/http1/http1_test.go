@@ -22,7 +22,7 @@ func runConv(t *testing.T, tests []convTest) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewConn()
+			c := newTestConn()
 			got := play(c, tt.steps)
 			require.Equal(t, len(tt.want), len(got), "exchanges: %+v", got)
 			assert.Equal(t, tt.want, got)
@@ -600,11 +600,11 @@ func TestSplitInvariance(t *testing.T) {
 		{"GET /c HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nclose-delimited body"},
 	}
 	for i, conv := range convs {
-		whole := play(NewConn(), script(in(1, conv.req), out(2, conv.resp), closeAt(3)))
+		whole := play(newTestConn(), script(in(1, conv.req), out(2, conv.resp), closeAt(3)))
 		require.NotEmpty(t, whole)
 		for _, size := range []int{1, 2, 3, 5, 7, 16, 100} {
 			steps := script(pieces(Inbound, 1, conv.req, size), pieces(Outbound, 1, conv.resp, size), closeAt(3))
-			got := play(NewConn(), steps)
+			got := play(newTestConn(), steps)
 			assert.Equal(t, untimed(whole), untimed(got), "conversation %d in %d-byte segments", i, size)
 		}
 	}
@@ -620,20 +620,20 @@ func untimed(xs []Exchange) []Exchange {
 }
 
 func TestBoundedMemory(t *testing.T) {
-	c := NewConn()
+	c := newTestConn()
 	emit := func(Exchange) {}
 	// A head that never ends, and requests that are never answered.
-	c.Feed(Inbound, Segment{Data: []byte("GET / HTTP/1.1\r\n"), Len: 16, Time: 1}, emitter(emit))
+	c.Feed(Inbound, &Segment{Data: []byte("GET / HTTP/1.1\r\n"), Len: 16, Time: 1}, emitter(emit))
 	chunk := []byte(strings.Repeat("X-A: b\r\n", 512))
 	for i := range 100 {
-		c.Feed(Inbound, Segment{Data: chunk, Len: len(chunk), Time: uint64(i + 2)}, emitter(emit))
+		c.Feed(Inbound, &Segment{Data: chunk, Len: len(chunk), Time: uint64(i + 2)}, emitter(emit))
 		assert.LessOrEqual(t, len(c.streams[Inbound].buf), maxHead)
 	}
 	assert.Equal(t, uint64(1), c.Stats().HeadTooLarge)
-	c.Feed(Inbound, Segment{Data: []byte("\r\n\r\n"), Len: 4, Time: 200}, emitter(emit))
+	c.Feed(Inbound, &Segment{Data: []byte("\r\n\r\n"), Len: 4, Time: 200}, emitter(emit))
 	for i := range 200 {
 		req := []byte("GET / HTTP/1.1\r\n\r\n")
-		c.Feed(Inbound, Segment{Data: req, Len: len(req), Time: uint64(300 + i)}, emitter(emit))
+		c.Feed(Inbound, &Segment{Data: req, Len: len(req), Time: uint64(300 + i)}, emitter(emit))
 		assert.LessOrEqual(t, len(c.q)-c.qHead, maxPending)
 	}
 	assert.Equal(t, uint64(137), c.Stats().PendingOverflow)
@@ -644,14 +644,14 @@ func TestBoundedMemory(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
-	c := NewConn()
+	c := newTestConn()
 	req := []byte("GET /ping HTTP/1.1\r\nHost: h\r\n\r\n")
 	resp := []byte(ok2)
 	var n int
 	emit := func(Exchange) { n++ }
 	allocs := testing.AllocsPerRun(1000, func() {
-		c.Feed(Inbound, Segment{Data: req, Len: len(req), Time: 1}, emitter(emit))
-		c.Feed(Outbound, Segment{Data: resp, Len: len(resp), Time: 2}, emitter(emit))
+		c.Feed(Inbound, &Segment{Data: req, Len: len(req), Time: 1}, emitter(emit))
+		c.Feed(Outbound, &Segment{Data: resp, Len: len(resp), Time: 2}, emitter(emit))
 	})
 	assert.Zero(t, allocs)
 	assert.Equal(t, 1001, n)

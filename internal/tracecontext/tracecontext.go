@@ -1,4 +1,7 @@
-package spans
+// Package tracecontext reads and writes W3C Trace Context, and holds the
+// identities spans get: the ids the kernel chose for a request, and the
+// place of a span in its trace.
+package tracecontext // import "github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 
 import (
 	"encoding/hex"
@@ -14,10 +17,10 @@ type Context struct {
 	Flags   byte
 }
 
-// ParseTraceparent reads a W3C traceparent header value
+// Parse reads a W3C traceparent header value
 // ("00-<32 hex>-<16 hex>-<2 hex>"). It returns false for anything else, and
 // for the all-zero ids the specification calls invalid.
-func ParseTraceparent(v string) (Context, bool) {
+func Parse(v string) (Context, bool) {
 	var c Context
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return c, false
@@ -49,8 +52,8 @@ func decodeHex(dst []byte, s string) bool {
 	return err == nil
 }
 
-// Traceparent formats a traceparent value for span id within trace c.
-func Traceparent(traceID pcommon.TraceID, spanID pcommon.SpanID, flags byte) string {
+// Format formats a traceparent value for span spanID of trace traceID.
+func Format(traceID pcommon.TraceID, spanID pcommon.SpanID, flags byte) string {
 	var b [55]byte
 	b[0], b[1], b[2] = '0', '0', '-'
 	hex.Encode(b[3:35], traceID[:])
@@ -61,6 +64,7 @@ func Traceparent(traceID pcommon.TraceID, spanID pcommon.SpanID, flags byte) str
 	return string(b[:])
 }
 
+// NewTraceID returns a random, valid trace id.
 func NewTraceID() pcommon.TraceID {
 	var id pcommon.TraceID
 	for id.IsEmpty() {
@@ -70,6 +74,7 @@ func NewTraceID() pcommon.TraceID {
 	return id
 }
 
+// NewSpanID returns a random, valid span id.
 func NewSpanID() pcommon.SpanID {
 	var id pcommon.SpanID
 	for id.IsEmpty() {
@@ -82,4 +87,38 @@ func putUint64(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (56 - 8*i))
 	}
+}
+
+// Identity places a span in its trace.
+type Identity struct {
+	TraceID  pcommon.TraceID
+	SpanID   pcommon.SpanID
+	ParentID pcommon.SpanID // empty for a root span
+	Flags    byte
+}
+
+// ChosenKind says what the kernel chose for a request (context
+// propagation).
+type ChosenKind uint8
+
+const (
+	// NotChosen: the kernel chose nothing.
+	NotChosen ChosenKind = iota
+	// Served: a read began a request; TraceID and SpanID are its server
+	// span's, ParentID the caller's span from its traceparent (or zero).
+	Served
+	// Injected: a write began a request that went out with a traceparent
+	// carrying TraceID and SpanID; ParentID is the request the writer was
+	// serving (or zero).
+	Injected
+	// NotInjected: a write began a request that could not carry one;
+	// Reason says why.
+	NotInjected
+)
+
+// Chosen is a span's trace context as the kernel chose it.
+type Chosen struct {
+	Kind   ChosenKind
+	Reason uint8 // with NotInjected: why, as the kernel numbers it
+	Identity
 }

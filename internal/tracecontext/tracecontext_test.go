@@ -1,4 +1,4 @@
-package spans
+package tracecontext
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-func TestParseTraceparent(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		in     string
 		ok     bool
@@ -27,7 +27,7 @@ func TestParseTraceparent(t *testing.T) {
 		{"garbage", false, "", "", 0},
 	}
 	for _, tt := range tests {
-		c, ok := ParseTraceparent(tt.in)
+		c, ok := Parse(tt.in)
 		assert.Equal(t, tt.ok, ok, tt.in)
 		if ok {
 			assert.Equal(t, tt.trace, c.TraceID.String(), tt.in)
@@ -39,7 +39,7 @@ func TestParseTraceparent(t *testing.T) {
 
 func TestTraceparentRoundTrip(t *testing.T) {
 	trace, span := NewTraceID(), NewSpanID()
-	c, ok := ParseTraceparent(Traceparent(trace, span, 1))
+	c, ok := Parse(Format(trace, span, 1))
 	assert.True(t, ok)
 	assert.Equal(t, trace, c.TraceID)
 	assert.Equal(t, span, c.SpanID)

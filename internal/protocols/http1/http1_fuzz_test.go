@@ -169,7 +169,7 @@ func cut(in, out, ctl []byte) []step {
 // It checks with plain comparisons: the fuzzer runs it many thousands of
 // times, and minimizing an input runs it again for each candidate.
 func fuzzPlay(t *testing.T, steps []step, scribbleAfter bool) ([]Exchange, *Conn) {
-	c := NewConn()
+	c := newTestConn()
 	var got []Exchange
 	emit := func(x Exchange) {
 		if err := checkExchange(x); err != "" {
@@ -190,7 +190,7 @@ func fuzzPlay(t *testing.T, steps []step, scribbleAfter bool) ([]Exchange, *Conn
 			n = len(s.data)
 		}
 		data, tail := []byte(s.data), []byte(s.tail)
-		c.Feed(s.dir, Segment{Data: data, Len: n, Tail: tail, Time: s.t}, emitter(emit))
+		c.Feed(s.dir, &Segment{Data: data, Len: n, Tail: tail, Time: s.t}, emitter(emit))
 		if scribbleAfter {
 			scribble(data)
 			scribble(tail)
