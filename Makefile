@@ -44,12 +44,13 @@ run: build
 	$(DIST) --config $(CONFIG)
 
 ## test: every test; the eBPF end-to-end tests need root (CI runs as root).
-## Packages run one at a time: tests that count loaded eBPF programs must not
-## see another package's.
+## Unit and protocol packages run with the race detector; packages run one
+## at a time, since the eBPF tests of two packages would share the kernel.
 test: setup build
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory check-generate; fi
 	$(GO) vet ./...
-	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./...
+	$(GO) test -race -p 1 -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./e2e/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus
 ## it built in testdata/fuzz

@@ -19,14 +19,6 @@ import (
 // debug exporter one line each, and the receiver logs the instance id of
 // every process it watches. `make test` builds it and sets OTELCOL_EBPF_BIN.
 func TestDistribution(t *testing.T) {
-	requireRoot(t)
-	bin := os.Getenv("OTELCOL_EBPF_BIN")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("OTELCOL_EBPF_BIN is not set: run the tests with `make test`, which builds the distribution")
-		}
-		t.Skip("OTELCOL_EBPF_BIN is not set: `make test` builds the distribution and sets it")
-	}
 	srv := startGoServer(t)
 	cfg := fmt.Sprintf(`receivers:
   ebpf:
@@ -43,14 +35,7 @@ service:
       receivers: [ebpf]
       exporters: [debug]
 `, srv.pid())
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
-
-	col := exec.Command(bin, "--config", path)
-	out := &lines{}
-	col.Stdout, col.Stderr = out, out
-	require.NoError(t, col.Start())
-	t.Cleanup(func() { col.Process.Signal(os.Interrupt); col.Wait() })
+	out := runCollector(t, cfg).out
 
 	instance := fmt.Sprintf("%s:%d", hostname(t), srv.pid())
 	require.Eventually(t, func() bool { return out.has("instrumenting process", instance) },
@@ -64,6 +49,43 @@ service:
 	require.Eventually(t, func() bool {
 		return out.has(") HTTP 200 GET /from/the/distribution [127.0.0.1:", "]->[", "svc=[e2e.test] traceparent=[00-")
 	}, 10*time.Second, 50*time.Millisecond, "no text line (print_spans: text):\n%s", out)
+}
+
+// collector is a running otelcol-ebpf binary.
+type collector struct {
+	cmd *exec.Cmd
+	out *lines // what it printed
+}
+
+// runCollector runs the built distribution on cfg until the test ends,
+// with env added to its environment. `make test` builds it and sets
+// OTELCOL_EBPF_BIN.
+func runCollector(t *testing.T, cfg string, env ...string) *collector {
+	t.Helper()
+	requireRoot(t)
+	bin := os.Getenv("OTELCOL_EBPF_BIN")
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OTELCOL_EBPF_BIN is not set: run the tests with `make test`, which builds the distribution")
+		}
+		t.Skip("OTELCOL_EBPF_BIN is not set: `make test` builds the distribution and sets it")
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
+	c := &collector{cmd: exec.Command(bin, "--config", path), out: &lines{}}
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	c.cmd.Env = append(os.Environ(), env...)
+	require.NoError(t, c.cmd.Start())
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+// stop ends the collector as a user would, with an interrupt.
+func (c *collector) stop() {
+	if c.cmd.ProcessState == nil {
+		c.cmd.Process.Signal(os.Interrupt)
+		c.cmd.Wait()
+	}
 }
 
 // lines collects a process's output, safe to read while it is written.

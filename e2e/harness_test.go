@@ -207,8 +207,14 @@ func (h *harness) waitRequestCount(t *testing.T, pid int, metric string, n uint6
 		10*time.Second, 50*time.Millisecond, "pid %d: %s never counted %d (last %d)", pid, metric, n, h.requestCount(pid, metric))
 }
 
-// programIDs lists every eBPF program loaded in the kernel.
-func programIDs(t *testing.T) map[ebpf.ProgramID]bool {
+// ourProgramNames are the names the kernel keeps of the receiver's
+// programs (cut to 15 bytes).
+var ourProgramNames = map[string]bool{"on_sys_enter": true, "on_sys_exit": true, "on_process_exit": true,
+	"track_clients": true, "insert_tracepar": true}
+
+// ourProgramIDs lists the eBPF programs loaded in the kernel that bear the
+// receiver's names: another loader on the machine does not count.
+func ourProgramIDs(t *testing.T) map[ebpf.ProgramID]bool {
 	t.Helper()
 	ids := map[ebpf.ProgramID]bool{}
 	var id ebpf.ProgramID
@@ -217,8 +223,15 @@ func programIDs(t *testing.T) map[ebpf.ProgramID]bool {
 		if err != nil {
 			return ids
 		}
-		ids[next] = true
 		id = next
+		p, err := ebpf.NewProgramFromID(next)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if info, err := p.Info(); err == nil && ourProgramNames[info.Name] {
+			ids[next] = true
+		}
+		p.Close()
 	}
 }
 

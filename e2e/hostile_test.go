@@ -45,17 +45,23 @@ func TestHostileInput(t *testing.T) {
 		}
 		return out
 	}
+	failures := func(reason string) int64 {
+		return max(h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", reason), 0)
+	}
 	cases := []struct {
 		name  string
 		send  func()
 		path  string
 		spans int // spans for path
+		// With no span for path, what proves the receiver looked: the
+		// parse failures by reason it must count.
+		failures map[string]int64
 	}{
 		{"64 KiB header line", func() {
 			c := dial()
 			fmt.Fprintf(c, "GET /bighead HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nConnection: close\r\n\r\n", strings.Repeat("a", 64<<10))
 			drain(c)
-		}, "/bighead", 1},
+		}, "/bighead", 1, map[string]int64{"head_too_large": 1}},
 		{"request written one byte at a time", func() {
 			c := dial()
 			for _, b := range []byte("GET /onebyte HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
@@ -63,7 +69,7 @@ func TestHostileInput(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			drain(c)
-		}, "/onebyte", 1},
+		}, "/onebyte", 1, nil},
 		{"slowloris: a head that never ends", func() {
 			c := dial()
 			for _, b := range []byte("GET /slow HTTP/1.1\r\nHost: x\r\nX-A: ") {
@@ -71,29 +77,34 @@ func TestHostileInput(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			c.Close()
-		}, "/slow", 1}, // the cut request still shows, as an error without a response
+		}, "/slow", 1, nil}, // the cut request still shows, as an error without a response
 		{"connection reset mid-response", func() {
 			c := dial()
 			fmt.Fprint(c, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
 			io.ReadFull(c, make([]byte, 1000))
 			c.(*net.TCPConn).SetLinger(0) // close with RST
 			c.Close()
-		}, "/large", 1},
+		}, "/large", 1, nil},
 		{"request without a response read", func() {
 			c := dial()
 			fmt.Fprint(c, "GET /hangup HTTP/1.1\r\nHost: x\r\n\r\n")
 			c.Close()
-		}, "/hangup", 1},
+		}, "/hangup", 1, nil},
 		{"binary garbage, TLS, HTTP/2 preface", func() {
 			for _, junk := range [][]byte{bytes.Repeat([]byte{0xff, 0x00, 0x13}, 3000), {0x16, 0x03, 0x01, 0x02, 0x00, 0x01}, []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")} {
 				c := dial()
 				c.Write(junk)
 				drain(c)
 			}
-		}, "/", 0},
+		}, "/", 0, map[string]int64{"unknown_protocol": 2}}, // the HTTP/2 preface is a protocol, if one that says little
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			before := map[string]int64{}
+			for reason := range tc.failures {
+				before[reason] = failures(reason)
+			}
+			spansBefore := len(h.spansOf(srv.pid(), ptrace.SpanKindServer))
 			tc.send()
 			probe := fmt.Sprintf("/probe/%d", i)
 			resp, err := http.Get("http://" + srv.addr + probe)
@@ -103,6 +114,13 @@ func TestHostileInput(t *testing.T) {
 				"the receiver still makes spans after %s", tc.name)
 			got := spansFor(tc.path)
 			assert.Len(t, got, tc.spans)
+			for reason, n := range tc.failures {
+				assert.Eventually(t, func() bool { return failures(reason)-before[reason] >= n }, 5*time.Second, 20*time.Millisecond,
+					"%s: %d failures counted (%d before)", reason, failures(reason), before[reason])
+			}
+			if tc.spans == 0 {
+				assert.Len(t, h.spansOf(srv.pid(), ptrace.SpanKindServer), spansBefore+1, "only the probe made a span")
+			}
 			if tc.path == "/slow" && len(got) == 1 {
 				assert.Equal(t, ptrace.StatusCodeError, got[0].Status().Code())
 				assert.Zero(t, got[0].int("http.response.status_code"))

@@ -231,12 +231,12 @@ func TestNonHTTPTraffic(t *testing.T) {
 // again afterwards.
 func TestShutdownDetachesEverything(t *testing.T) {
 	requireRoot(t)
-	before := programIDs(t)
+	before := ourProgramIDs(t)
 	srv := startGoServer(t)
 	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = []int{srv.pid()} })
 	h.waitInstrumented(t, srv.pid())
 	ours := map[ebpf.ProgramID]bool{}
-	for id := range programIDs(t) {
+	for id := range ourProgramIDs(t) {
 		if !before[id] {
 			ours[id] = true
 		}
@@ -245,7 +245,7 @@ func TestShutdownDetachesEverything(t *testing.T) {
 	h.stop(t)
 	// The kernel frees a closed program after an RCU grace period.
 	assert.Eventually(t, func() bool {
-		now := programIDs(t)
+		now := ourProgramIDs(t)
 		for id := range ours {
 			if now[id] {
 				return false

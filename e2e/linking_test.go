@@ -122,6 +122,7 @@ func startNginx(t *testing.T, body string) int {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+user root; # its temporary files live in the test's directory
 worker_processes 1;
 daemon off;
 pid %[1]s/nginx.pid;

@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -31,6 +36,8 @@ func TestMain(m *testing.M) {
 		runEcho(os.Getenv("E2E_ADDR"))
 	case "echo-client":
 		runEchoClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"), os.Getenv("E2E_WAIT") != "")
+	case "revproxy":
+		runReverseProxy(os.Getenv("E2E_ADDR"), os.Getenv("E2E_UPSTREAM"))
 	default:
 		os.Exit(m.Run())
 	}
@@ -54,6 +61,17 @@ func runServer(addr string) {
 	})
 	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) {
 		w.Write(make([]byte, 4<<20))
+	})
+	mux.HandleFunc("GET /body/{size}/{seed}", func(w http.ResponseWriter, r *http.Request) {
+		size, _ := strconv.Atoi(r.PathValue("size"))
+		seed, _ := strconv.ParseUint(r.PathValue("seed"), 10, 64)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		writeBody(w, size, seed)
+	})
+	mux.HandleFunc("POST /sha", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%x", h.Sum(nil))
 	})
 	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
 		for i := 0; i < 3; i++ {
@@ -223,4 +241,40 @@ func waitListening(t *testing.T, addr string) {
 		}
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "nothing listens on %s", addr)
+}
+
+// writeBody writes size bytes made from seed: a body both ends can make
+// and check without sending it twice.
+func writeBody(w io.Writer, size int, seed uint64) error {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	buf := make([]byte, 32<<10)
+	for size > 0 {
+		n := min(size, len(buf))
+		for i := 0; i < n; i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:], r.Uint64())
+		}
+		if _, err := w.Write(buf[:n]); err != nil {
+			return err
+		}
+		size -= n
+	}
+	return nil
+}
+
+// runReverseProxy serves as Go's httputil.ReverseProxy in front of upstream.
+func runReverseProxy(addr, upstream string) {
+	target, err := url.Parse("http://" + upstream)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY", ln.Addr().String())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 32}
+	http.Serve(ln, proxy)
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -43,6 +45,10 @@ func TestPidfilterKeepsOneProcess(t *testing.T) {
 	defer tp.Shutdown(ctx)
 	defer mp.Shutdown(ctx)
 
+	// Everything the receiver emits also goes to these sinks, before the
+	// processor: the other process's spans are there, so their absence
+	// after it is the processor's doing.
+	allTraces, allMetrics := new(consumertest.TracesSink), new(consumertest.MetricsSink)
 	rf := ebpfreceiver.NewFactory()
 	rcfg := rf.CreateDefaultConfig().(*ebpfreceiver.Config)
 	rcfg.Discovery.Pids = []int{keep.pid(), other.pid()}
@@ -50,9 +56,23 @@ func TestPidfilterKeepsOneProcess(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
-	tr, err := rf.CreateTraces(ctx, set, rcfg, tp)
+	teeTraces, err := consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
+		cp := ptrace.NewTraces()
+		td.CopyTo(cp)
+		allTraces.ConsumeTraces(ctx, cp)
+		return tp.ConsumeTraces(ctx, td)
+	})
 	require.NoError(t, err)
-	mr, err := rf.CreateMetrics(ctx, set, rcfg, mp)
+	teeMetrics, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
+		cp := pmetric.NewMetrics()
+		md.CopyTo(cp)
+		allMetrics.ConsumeMetrics(ctx, cp)
+		return mp.ConsumeMetrics(ctx, md)
+	})
+	require.NoError(t, err)
+	tr, err := rf.CreateTraces(ctx, set, rcfg, teeTraces)
+	require.NoError(t, err)
+	mr, err := rf.CreateMetrics(ctx, set, rcfg, teeMetrics)
 	require.NoError(t, err)
 	require.NoError(t, tr.Start(ctx, nil))
 	require.NoError(t, mr.Start(ctx, nil))
@@ -69,6 +89,9 @@ func TestPidfilterKeepsOneProcess(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
+	all := &harness{traces: allTraces, metrics: allMetrics}
+	all.waitSpans(t, other.pid(), ptrace.SpanKindServer, 10)
+	all.waitRequestCount(t, other.pid(), "http.server.request.duration", 10)
 	h.waitSpans(t, keep.pid(), ptrace.SpanKindServer, 10)
 	h.waitRequestCount(t, keep.pid(), "http.server.request.duration", 10)
 	assert.Empty(t, h.spansOf(other.pid(), ptrace.SpanKindServer), "the other process's spans are dropped")

@@ -68,8 +68,15 @@ func TestPidReuse(t *testing.T) {
 	srv := startGoServer(t)
 	port, err := strconv.Atoi(srv.addr[strings.LastIndexByte(srv.addr, ':')+1:])
 	require.NoError(t, err)
-	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.OpenPorts = strconv.Itoa(port) })
+	// A second watched server: its spans prove the receiver read the
+	// events of what happened before them.
+	probe := startGoServer(t)
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.Discovery.OpenPorts = strconv.Itoa(port)
+		c.Discovery.Pids = []int{probe.pid()}
+	})
 	h.waitInstrumented(t, srv.pid())
+	h.waitInstrumented(t, probe.pid())
 	getN(t, "http://"+srv.addr+"/before", 3)
 	pid := srv.pid()
 	h.waitSpans(t, pid, ptrace.SpanKindServer, 3)
@@ -82,7 +89,9 @@ func TestPidReuse(t *testing.T) {
 	unselected := startWithPid(t, pid, pythonServer(other))
 	waitListening(t, fmt.Sprintf("127.0.0.1:%d", other))
 	getN(t, fmt.Sprintf("http://127.0.0.1:%d/unselected", other), 3)
-	time.Sleep(time.Second)
+	time.Sleep(600 * time.Millisecond) // two discovery scans: time to wrongly select it
+	getN(t, "http://"+probe.addr+"/probe", 1)
+	h.waitSpans(t, probe.pid(), ptrace.SpanKindServer, 1)
 	require.Len(t, h.spansOf(pid, ptrace.SpanKindServer), 3, "the new process's requests are not reported")
 	require.Equal(t, 1, h.instrumented(pid))
 	syscall.Kill(pid, syscall.SIGKILL)

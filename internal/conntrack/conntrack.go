@@ -73,7 +73,8 @@ func (c *Conn) Protocol() protocols.Protocol { return c.proto }
 
 // Stats count what the table could not route to a parser.
 type Stats struct {
-	// Unknown counts connections whose first bytes no protocol knew.
+	// Unknown counts connections whose bytes no protocol knew: when they
+	// close, or once detectTries segments were offered in vain.
 	Unknown uint64
 }
 
@@ -171,6 +172,8 @@ func (t *Table) Close(key Key, ts uint64) *Conn {
 		if p := t.spare[c.proto]; len(p) < spareConns {
 			t.spare[c.proto] = append(p, c.parser)
 		}
+	} else if c.tries > 0 && c.tries < detectTries {
+		t.stats.Unknown++ // it carried bytes no protocol knew (counted already after detectTries)
 	}
 	delete(t.conns, key)
 	if len(t.free) < spareConns {

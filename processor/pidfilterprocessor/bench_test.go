@@ -151,3 +151,98 @@ func TestNoAllocationPerResource(t *testing.T) {
 	small, large := allocs(10), allocs(1000)
 	require.Equal(t, small, large, "allocations per batch: %v for 10 resources, %v for 1000", small, large)
 }
+
+// The same comparison for pod entries: 20 pods of namespace shop in the
+// list; every resource also carries what the ebpf receiver writes for a
+// process in a pod.
+func benchPodList() []string {
+	var list []string
+	for i := 0; i < benchIDs; i++ {
+		list = append(list, fmt.Sprintf("pod:shop/web-7d9f8b6c5d-%05d", i))
+	}
+	return list
+}
+
+// benchPodBatch: even resources are in pods of the list, odd ones not.
+func benchPodBatch(resources int) ptrace.Traces {
+	td := benchBatch(resources)
+	for i := 0; i < resources; i++ {
+		attrs := td.ResourceSpans().At(i).Resource().Attributes()
+		n := (i/2)%benchIDs + (i%2)*benchIDs
+		attrs.PutStr("k8s.namespace.name", "shop")
+		attrs.PutStr("k8s.pod.name", fmt.Sprintf("web-7d9f8b6c5d-%05d", n))
+		attrs.PutStr("k8s.pod.uid", fmt.Sprintf("44b22a8a-7e4d-40f3-8f75-%012d", n))
+		attrs.PutStr("container.id", fmt.Sprintf("%064d", n))
+		attrs.PutStr("k8s.container.name", "server")
+		attrs.PutStr("k8s.deployment.name", "web")
+	}
+	return td
+}
+
+func pidfilterPodTraces(b testing.TB, next consumer.Traces) processor.Traces {
+	p, err := NewFactory().CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type),
+		&Config{Include: benchPodList(), Missing: MissingKeep}, next)
+	require.NoError(b, err)
+	return p
+}
+
+func filterPodTraces(b testing.TB, next consumer.Traces) processor.Traces {
+	f := filterprocessor.NewFactory()
+	cfg := f.CreateDefaultConfig().(*filterprocessor.Config)
+	var pods []string
+	for _, e := range benchPodList() {
+		pods = append(pods, strings.TrimPrefix(e, "pod:"))
+	}
+	cfg.Traces.ResourceConditions = []string{fmt.Sprintf(
+		`not ContainsValue(["%s"], Concat([resource.attributes["k8s.namespace.name"], resource.attributes["k8s.pod.name"]], "/"))`,
+		strings.Join(pods, `", "`))}
+	p, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(f.Type()), cfg, next)
+	require.NoError(b, err)
+	return p
+}
+
+func TestBenchmarkedPodProcessorsAgree(t *testing.T) {
+	for name, build := range map[string]func(testing.TB, consumer.Traces) processor.Traces{"pidfilter": pidfilterPodTraces, "filter": filterPodTraces} {
+		sink := new(consumertest.TracesSink)
+		p := build(t, sink)
+		require.NoError(t, p.ConsumeTraces(context.Background(), benchPodBatch(benchResources)))
+		require.Len(t, sink.AllTraces(), 1, name)
+		require.Equal(t, benchResources/2, sink.AllTraces()[0].ResourceSpans().Len(), name)
+	}
+}
+
+// benchmarkPodsKeepAll: every resource is in a listed pod; the decision
+// alone is timed.
+func benchmarkPodsKeepAll(b *testing.B, build func(testing.TB, consumer.Traces) processor.Traces) {
+	p := build(b, consumertest.NewNop())
+	batch := benchPodBatch(benchResources)
+	for i := 0; i < batch.ResourceSpans().Len(); i++ {
+		batch.ResourceSpans().At(i).Resource().Attributes().PutStr("k8s.pod.name", fmt.Sprintf("web-7d9f8b6c5d-%05d", i%benchIDs))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.ConsumeTraces(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := batch.ResourceSpans().Len(); n != benchResources {
+		b.Fatalf("%d resources left, want %d", n, benchResources)
+	}
+}
+
+func BenchmarkPidfilterPodsAllKept(b *testing.B)  { benchmarkPodsKeepAll(b, pidfilterPodTraces) }
+func BenchmarkFilterOTTLPodsAllKept(b *testing.B) { benchmarkPodsKeepAll(b, filterPodTraces) }
+
+func TestNoAllocationPerResourceWithPods(t *testing.T) {
+	p := pidfilterPodTraces(t, consumertest.NewNop())
+	allocs := func(resources int) float64 {
+		batch := benchPodBatch(resources)
+		for i := 0; i < batch.ResourceSpans().Len(); i++ { // every resource kept
+			batch.ResourceSpans().At(i).Resource().Attributes().PutStr("k8s.pod.name", fmt.Sprintf("web-7d9f8b6c5d-%05d", i%benchIDs))
+		}
+		return testing.AllocsPerRun(50, func() { require.NoError(t, p.ConsumeTraces(context.Background(), batch)) })
+	}
+	small, large := allocs(10), allocs(1000)
+	require.Equal(t, small, large, "allocations per batch: %v for 10 resources, %v for 1000", small, large)
+}

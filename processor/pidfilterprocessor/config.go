@@ -16,18 +16,22 @@ const (
 
 // Config is the configuration of the pidfilter processor.
 type Config struct {
-	// Include keeps only resources of these processes: "host:pid", "*:pid"
-	// or "pid" (any host). Empty, with no PidFiles, keeps every process.
+	// Include keeps only resources of these processes, pods and containers:
+	// "host:pid", "*:pid" or "pid" (any host); "pod:namespace/name" or
+	// "pod:namespace/*" (k8s.namespace.name and k8s.pod.name);
+	// "container:id" (container.id, or its first 12 or more digits). Empty,
+	// with no PidFiles, keeps everything.
 	Include []string `mapstructure:"include"`
-	// Exclude then drops resources of these processes (same forms).
+	// Exclude then drops resources of these (same forms).
 	Exclude []string `mapstructure:"exclude"`
 	// PidFiles hold one pid each; their pids are added to Include (any
 	// host) and follow the files as they change.
 	PidFiles []string `mapstructure:"pid_files"`
 	// PidFilesPollInterval is how often the pid files are read again.
 	PidFilesPollInterval time.Duration `mapstructure:"pid_files_poll_interval"`
-	// Missing says what becomes of resources that name no process: "keep"
-	// or "drop".
+	// Missing says what becomes of resources that name nothing the entries
+	// can match (no process, nor, when entries name pods or containers, a
+	// pod or a container): "keep" or "drop".
 	Missing string `mapstructure:"missing"`
 
 	// prevent unkeyed literal initialization

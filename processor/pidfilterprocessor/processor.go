@@ -92,15 +92,22 @@ func (p *pidFilter) buildMatcher() *matcher {
 	include := append([]entry(nil), p.include...)
 	for _, f := range p.files {
 		if f.pid > 0 {
-			include = append(include, entry{pid: f.pid})
+			include = append(include, entry{kind: kindProcess, pid: f.pid})
 		}
 	}
-	return &matcher{
+	m := &matcher{
 		filtering: len(p.cfg.Include) > 0 || len(p.cfg.PidFiles) > 0,
 		include:   newSet(include),
 		exclude:   newSet(p.exclude),
 		keepAnon:  p.cfg.Missing == MissingKeep,
 	}
+	for _, list := range [][]entry{include, p.exclude} {
+		for _, e := range list {
+			m.pods = m.pods || e.kind == kindPod
+			m.containers = m.containers || e.kind == kindContainer
+		}
+	}
+	return m
 }
 
 func readPid(path string) (int64, error) {
