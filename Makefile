@@ -9,7 +9,7 @@ DIST := _build/otelcol-ebpf
 CONFIG ?= config.yaml
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.tools/*') go.mod go.sum bpf/tracer_x86_bpfel.o
 
-.PHONY: all setup generate check-generate build run test fuzz bench clean
+.PHONY: all setup generate check-generate manifests build run test fuzz bench clean
 
 all: build
 
@@ -17,14 +17,20 @@ all: build
 setup:
 	@scripts/setup.sh
 
-## generate: rebuild the eBPF objects (bpf2go) and the mdatagen code
-generate: setup
+## generate: rebuild the eBPF objects (bpf2go), the mdatagen code and the
+## plain manifests rendered from the Helm chart
+generate: setup manifests
 	$(GO) generate ./...
+
+## manifests: render deploy/manifests from the Helm chart (deploy/ is a Go
+## module of its own: Helm's dependencies stay out of the collector's)
+manifests:
+	$(GO) -C deploy run ./render
 
 ## check-generate: fail when committed generated files differ from `make generate`
 check-generate: generate
-	@if ! git diff --quiet -- bpf internal/metadata processor '*generated*' documentation.md; then \
-		git --no-pager diff --stat -- bpf internal/metadata processor '*generated*' documentation.md; \
+	@if ! git diff --quiet -- bpf internal/metadata processor '*generated*' documentation.md deploy/manifests; then \
+		git --no-pager diff --stat -- bpf internal/metadata processor '*generated*' documentation.md deploy/manifests; \
 		echo "generated files differ from what 'make generate' produces: commit them" >&2; exit 1; \
 	fi
 
@@ -49,7 +55,9 @@ run: build
 test: setup build
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory check-generate; fi
 	$(GO) vet ./...
+	$(GO) -C deploy vet ./...
 	$(GO) test -race -p 1 -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+	$(GO) -C deploy test -count=1 ./...
 	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./e2e/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus

@@ -3,6 +3,7 @@ package ebpfreceiver // import "github.com/otelcol-ebpf/ebpfreceiver"
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -39,12 +40,19 @@ type Config struct {
 	// RingBufferSize is the size in bytes of the kernel ring buffer that
 	// carries events to user space: a power of two, at least 4096.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
-	// ContextPropagation, when "headers", makes the plaintext HTTP/1.x
-	// requests selected processes send carry a W3C traceparent header with
-	// their client span's context, so the next hop (a receiver on another
-	// node, an SDK) continues the trace. "none" (the default) never changes
-	// a byte.
+	// ContextPropagation, when "headers", makes the first plaintext
+	// HTTP/1.x request of each connection selected processes open carry a
+	// W3C traceparent header with its client span's context, so the next
+	// hop (a receiver on another node, an SDK) continues the trace. "none"
+	// (the default) never changes a byte.
 	ContextPropagation string `mapstructure:"context_propagation"`
+	// ProcRoot is where the host's /proc is: /proc for a collector in the
+	// host's pid namespace (a DaemonSet with hostPID), or where an agent
+	// mounts the host's /proc.
+	ProcRoot string `mapstructure:"proc_root"`
+	// Kubernetes enriches the resources of processes in pods with what the
+	// API says of their pods.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -76,6 +84,19 @@ type RoutesConfig struct {
 	// later ones get the route "_OTHER", and are counted. Scanners send
 	// made-up paths: without a bound each would make a metric series.
 	MaxPerService int `mapstructure:"max_per_service"`
+}
+
+// KubernetesConfig is the opt-in use of the Kubernetes API.
+type KubernetesConfig struct {
+	// Enabled watches this node's pods (node named by $K8S_NODE_NAME) with
+	// the in-cluster service account, and adds the container name, the
+	// owners and the service.name the conventions derive for Kubernetes.
+	Enabled bool `mapstructure:"enabled"`
+	// ServiceNameFromLabels lets the app.kubernetes.io/instance and /name
+	// labels name a pod's service, after its
+	// resource.opentelemetry.io/service.name annotation and before its
+	// owner's name.
+	ServiceNameFromLabels bool `mapstructure:"service_name_from_labels"`
 }
 
 // DBConfig holds what is recorded of database calls.
@@ -151,6 +172,9 @@ func (cfg *Config) Validate() error {
 	}
 	if p := cfg.ContextPropagation; p != "none" && p != "headers" {
 		errs = append(errs, fmt.Errorf("context_propagation: %q must be \"none\" or \"headers\"", p))
+	}
+	if !filepath.IsAbs(cfg.ProcRoot) {
+		errs = append(errs, fmt.Errorf("proc_root: %q must be an absolute path", cfg.ProcRoot))
 	}
 	if n := cfg.RingBufferSize; n < 4096 || n&(n-1) != 0 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d must be a power of two of at least 4096", n))

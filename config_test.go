@@ -28,6 +28,8 @@ func TestLoadConfig(t *testing.T) {
 	full.RingBufferSize = 16 << 20
 	full.PrintSpans = "text"
 	full.ContextPropagation = "headers"
+	full.ProcRoot = "/host/proc"
+	full.Kubernetes.Enabled = true
 
 	tests := []struct {
 		id       component.ID
@@ -49,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 			`ring_buffer_size: 5000 must be a power of two`,
 			`print_spans: "json" must be "text" or empty`,
 			`context_propagation: "sidecar" must be "none" or "headers"`,
+			`proc_root: "proc" must be an absolute path`,
 		}},
 	}
 	for _, tt := range tests {

@@ -29,6 +29,8 @@ func createDefaultConfig() component.Config {
 		Metrics:            MetricsConfig{Interval: 10 * time.Second},
 		RingBufferSize:     8 << 20,
 		ContextPropagation: "none",
+		ProcRoot:           "/proc",
+		Kubernetes:         KubernetesConfig{ServiceNameFromLabels: true},
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/cardinality"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http2"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/known"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 	ebpfrcvr "github.com/otelcol-ebpf/ebpfreceiver/receiver"
@@ -77,10 +79,14 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		Registry:     known.Registry(cfg.Protocols),
 		Protocols: protocols.Options{
 			Routes:      routes.NewLimiter(router, cfg.Routes.MaxPerService),
+			RPCMethods:  cardinality.New(http2.DefaultMaxMethods),
 			RecordQuery: cfg.HTTP.RecordQuery,
 			QueryText:   cfg.DB.QueryText,
 		},
 		MetricsInterval: cfg.Metrics.Interval,
+		ProcRoot:        cfg.ProcRoot,
+		Kubernetes:      cfg.Kubernetes.Enabled,
+		NameFromLabels:  cfg.Kubernetes.ServiceNameFromLabels,
 		RingBufferSize:  cfg.RingBufferSize,
 		PrintSpans:      cfg.PrintSpans == "text",
 		Propagate:       cfg.ContextPropagation == "headers",

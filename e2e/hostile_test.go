@@ -96,7 +96,7 @@ func TestHostileInput(t *testing.T) {
 				c.Write(junk)
 				drain(c)
 			}
-		}, "/", 0, map[string]int64{"unknown_protocol": 2}}, // the HTTP/2 preface is a protocol, if one that says little
+		}, "/", 0, map[string]int64{"undetected_bytes": 2}}, // garbage and TLS; the HTTP/2 preface is a protocol
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/cardinality"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
@@ -65,7 +66,8 @@ func benchmarkEvents(b *testing.B, reqKind, respKind events.Kind) {
 // are read and dropped until the test ends.
 func newTestLoop(tb testing.TB) *eventLoop {
 	router, _ := routes.New(nil, "")
-	opts := Options{Registry: known.Registry(nil), Protocols: protocols.Options{Routes: routes.NewLimiter(router, 200)}}
+	opts := Options{Registry: known.Registry(nil), Protocols: protocols.Options{
+		Routes: routes.NewLimiter(router, 200), RPCMethods: cardinality.New(100)}}
 	r := New(opts, componenttest.NewNopTelemetrySettings(), "bench")
 	r.procs = newProcesses("/proc", "host")
 	r.procs.add(discovery.Process{Pid: 4242, ExeName: "server", ServiceName: "server"})

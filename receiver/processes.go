@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/k8s"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/resource"
 )
 
@@ -18,6 +19,10 @@ import (
 type process struct {
 	discovery.Process
 	host string
+	// identity is what the node shows of its container and pod.
+	identity k8s.Identity
+	// pods is what the API says of them; nil without the API.
+	pods *k8s.Watcher
 }
 
 // tickNs is the length of the clock tick process start times are counted
@@ -31,14 +36,30 @@ const tickNs = 10_000_000
 // ending, and discovery ends the process later.
 func (p *process) startedBy(ns uint64) bool { return p.StartTime*tickNs <= ns }
 
-// Fill writes the process's resource attributes (redmetrics.Resource).
-func (p *process) Fill(attrs pcommon.Map) { resource.Fill(attrs, p.host, p.Process) }
+// Fill writes the process's resource attributes (redmetrics.Resource):
+// the process, its container and pod as the node shows them, and what the
+// API says of the pod when it is watched. The API's service.name is taken
+// only when the process names no service of its own.
+func (p *process) Fill(attrs pcommon.Map) {
+	resource.Fill(attrs, p.host, p.Process)
+	p.identity.Fill(attrs)
+	if p.pods == nil || !p.identity.InPod() {
+		return
+	}
+	if info, ok := p.pods.Lookup(p.identity.PodUID, p.identity.ContainerID); ok {
+		info.Fill(attrs)
+		if !p.ServiceNamed {
+			info.FillService(attrs)
+		}
+	}
+}
 
 // processes is the table of watched processes, shared by the discovery loop
 // (which adds) and the event loop (which reads and removes).
 type processes struct {
 	procRoot string
 	host     string
+	pods     *k8s.Watcher // nil without the API
 	mu       sync.RWMutex
 	byPid    map[uint32]*process
 	services map[string]int // processes per service name
@@ -75,7 +96,7 @@ func (ps *processes) add(p discovery.Process) (*process, bool) {
 		}
 		ps.services[old.ServiceName]--
 	}
-	np := &process{Process: p, host: ps.host}
+	np := &process{Process: p, host: ps.host, identity: k8s.Identify(ps.procRoot, p.Pid), pods: ps.pods}
 	ps.byPid[pid] = np
 	ps.services[p.ServiceName]++
 	return np, true
@@ -160,15 +181,21 @@ func (r *Receiver) adopt(p discovery.Process) {
 		r.procs.remove(np)
 		return
 	}
-	r.logInstrumented(p)
+	r.logInstrumented(np)
 }
 
-func (r *Receiver) logInstrumented(p discovery.Process) {
-	r.logger().Info("instrumenting process",
+func (r *Receiver) logInstrumented(p *process) {
+	fields := []zap.Field{
 		zap.String("service.instance.id", resource.InstanceID(r.hostname, p.Pid)),
 		zap.String("service.name", p.ServiceName),
 		zap.String("process.executable.path", p.ExePath),
-		zap.Int("process.pid", p.Pid))
+		zap.Int("process.pid", p.Pid),
+	}
+	if id := p.identity; id.ContainerID != "" || id.InPod() {
+		fields = append(fields, zap.String("container.id", id.ContainerID), zap.String("k8s.pod.uid", id.PodUID),
+			zap.String("k8s.namespace.name", id.Namespace), zap.String("k8s.pod.name", id.PodName))
+	}
+	r.logger().Info("instrumenting process", fields...)
 }
 
 // findEnded finds processes that exited without the kernel telling us (its
@@ -211,5 +238,6 @@ func (l *eventLoop) processEnded(p *process, ts uint64) {
 	r.agg.Forget(p)
 	if last {
 		r.opts.Protocols.Routes.Forget(p.ServiceName)
+		r.opts.Protocols.RPCMethods.Forget(p.ServiceName)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/discovery"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/k8s"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/kernelcheck"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
@@ -35,8 +36,12 @@ type Options struct {
 	Protocols       protocols.Options
 	MetricsInterval time.Duration
 	RingBufferSize  int
-	// ProcRoot is where /proc is mounted; tests and containers may change it.
+	// ProcRoot is where the host's /proc is mounted; tests and containers
+	// may change it.
 	ProcRoot string
+	// Kubernetes watches this node's pods through the API to describe the
+	// processes in them; NameFromLabels lets their labels name services.
+	Kubernetes, NameFromLabels bool
 	// PrintSpans prints every span as a line of text on PrintTo.
 	PrintSpans bool
 	// PrintTo is where PrintSpans writes; standard output when nil.
@@ -74,6 +79,7 @@ type Receiver struct {
 	reader  *events.Reader
 
 	procs *processes
+	pods  *k8s.Watcher // nil without kubernetes.enabled, or without the API
 	agg   *redmetrics.Aggregator
 	tb    *metadata.TelemetryBuilder
 	// ended carries to the event loop the processes discovery found gone
@@ -84,8 +90,6 @@ type Receiver struct {
 	// requestsLostAfterLoss counts requests dropped because events of
 	// their connection were lost before their response was seen.
 	requestsLostAfterLoss atomic.Int64
-	// routeOverflows is the route limiter's count, for the gauge.
-	routeOverflows atomic.Int64
 }
 
 // New returns a receiver that does nothing until Start. scope names the
@@ -97,8 +101,9 @@ func New(opts Options, set component.TelemetrySettings, scope string) *Receiver 
 	if opts.PrintTo == nil {
 		opts.PrintTo = os.Stdout
 	}
-	host, err := os.Hostname()
-	if err != nil {
+	// host.name is the node's, also for a collector in a pod of its own.
+	host := k8s.NodeName(opts.ProcRoot)
+	if host == "" {
 		host = "localhost"
 	}
 	return &Receiver{opts: opts, set: set, scope: scope, hostname: host}
@@ -147,6 +152,10 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	}
 	r.tracer, r.reader, r.tb = tracer, reader, tb
 	r.procs = newProcesses(r.opts.ProcRoot, r.hostname)
+	if r.opts.Kubernetes {
+		r.pods = r.watchPods()
+		r.procs.pods = r.pods
+	}
 	r.agg = redmetrics.New(maxSeries)
 	r.ended = make(chan *process, endedQueue)
 	loop := newEventLoop(r)
@@ -187,6 +196,10 @@ func (r *Receiver) run(ctx context.Context, loop *eventLoop) {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.emitMetrics(ctx) }()
 	}
+	if r.pods != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.syncPods(ctx) }()
+	}
 }
 
 // Shutdown detaches every program and frees every map; it waits for the
@@ -201,8 +214,40 @@ func (r *Receiver) Shutdown(context.Context) error {
 	r.stop()
 	err := r.reader.Close() // ends the event loop, which closes loop.out
 	r.wg.Wait()
+	if r.pods != nil {
+		r.pods.Shutdown()
+		r.pods = nil
+	}
 	r.tb.Shutdown()
 	return errors.Join(err, r.tracer.Close())
+}
+
+// watchPods starts watching this node's pods through the API. The
+// receiver works without it: when the API cannot be reached, processes in
+// pods are described from what the node shows, and the log says so once.
+func (r *Receiver) watchPods() *k8s.Watcher {
+	warn := func(err error) {
+		r.logger().Warn("kubernetes.enabled: pods are described from the node only until the API answers", zap.Error(err))
+	}
+	client, err := k8s.InClusterClient()
+	if err != nil {
+		warn(err)
+		return nil
+	}
+	w, err := k8s.NewWatcher(client, k8s.Config{NodeName: r.hostname, Logger: r.logger(), ServiceNameFromLabels: r.opts.NameFromLabels})
+	if err != nil {
+		warn(err)
+		return nil
+	}
+	return w
+}
+
+// syncPods waits for the first sync of the pods, which may take seconds:
+// start does not wait for it.
+func (r *Receiver) syncPods(ctx context.Context) {
+	if err := r.pods.Start(ctx); err != nil && ctx.Err() == nil {
+		r.logger().Warn("kubernetes.enabled: pods are described from the node only until the API answers", zap.Error(err))
+	}
 }
 
 // clockOffset is wall-clock time minus the kernel's monotonic clock, which

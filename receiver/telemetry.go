@@ -41,6 +41,7 @@ var (
 	mapSelectedProcesses = attr("map", "selected_pids")
 	limitRoutes          = attr("limit", "routes")
 	limitSeries          = attr("limit", "series")
+	limitMethods         = attr("limit", "rpc_methods")
 )
 
 // Why the next consumer refused data.
@@ -104,6 +105,7 @@ type published struct {
 	failures    map[failureKey]metric.MeasurementOption
 	notInjected map[uint8]metric.MeasurementOption
 	unknown     uint64 // connections of unknown protocols published so far
+	undetected  uint64 // segments no protocol knew, published so far
 }
 
 func newPublished() published {
@@ -145,9 +147,14 @@ func (l *eventLoop) publish(ctx context.Context) {
 	for k, n := range c.failures {
 		tb.ReceiverEbpfParseFailures.Add(ctx, n, p.failure(k))
 	}
-	if unknown := l.conns.Stats().Unknown; unknown > p.unknown {
-		tb.ReceiverEbpfParseFailures.Add(ctx, int64(unknown-p.unknown), p.failure(failureKey{"unknown", "unknown_protocol"}))
-		p.unknown = unknown
+	st := l.conns.Stats()
+	if st.Unknown > p.unknown {
+		tb.ReceiverEbpfParseFailures.Add(ctx, int64(st.Unknown-p.unknown), p.failure(failureKey{"unknown", "unknown_protocol"}))
+		p.unknown = st.Unknown
+	}
+	if st.Undetected > p.undetected {
+		tb.ReceiverEbpfParseFailures.Add(ctx, int64(st.Undetected-p.undetected), p.failure(failureKey{"unknown", "undetected_bytes"}))
+		p.undetected = st.Undetected
 	}
 	if c.injected > 0 {
 		tb.ReceiverEbpfPropagationRequests.Add(ctx, c.injected, outcomeInjected)
@@ -158,7 +165,7 @@ func (l *eventLoop) publish(ctx context.Context) {
 	for reason, n := range c.notInjected {
 		tb.ReceiverEbpfPropagationRequests.Add(ctx, n, p.notInjectedReason(reason))
 	}
-	r.routeOverflows.Store(int64(r.opts.Protocols.Routes.Overflowed()))
+
 	clear(c.failures)
 	clear(c.notInjected)
 	c.events, c.requests, c.injected, c.kept = 0, 0, 0, 0
@@ -202,7 +209,8 @@ func (r *Receiver) registerGauges(loop *eventLoop) error {
 			return nil
 		}),
 		tb.RegisterReceiverEbpfCardinalityLimitedCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(r.routeOverflows.Load(), limitRoutes)
+			o.Observe(int64(r.opts.Protocols.Routes.Overflowed()), limitRoutes)
+			o.Observe(int64(r.opts.Protocols.RPCMethods.Overflowed()), limitMethods)
 			o.Observe(int64(r.agg.Overflow()), limitSeries)
 			return nil
 		}),

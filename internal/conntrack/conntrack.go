@@ -42,6 +42,9 @@ type Conn struct {
 	// Role is the watched process's side: from the kernel when it saw the
 	// connect or the accept, else from the first bytes.
 	Role protocols.Role
+	// kernelRole is Role when the kernel said it: a parser given it knows
+	// it sees the connection from its start.
+	kernelRole protocols.Role
 	// Sink receives the connection's exchanges; the table's owner sets it
 	// in Prepare.
 	Sink protocols.Sink
@@ -76,6 +79,9 @@ type Stats struct {
 	// Unknown counts connections whose bytes no protocol knew: when they
 	// close, or once detectTries segments were offered in vain.
 	Unknown uint64
+	// Undetected counts segments no protocol knew, dropped before one was
+	// found for their connection (or it was given up).
+	Undetected uint64
 }
 
 // Table holds the connections of the watched processes. It is used from
@@ -122,7 +128,7 @@ func (t *Table) Open(key Key, netns uint32, local, remote netip.AddrPort, role p
 		c = t.newConn(key, netns, local, remote, ts)
 	}
 	if c.Role == protocols.RoleUnknown && c.parser == nil {
-		c.Role = role
+		c.Role, c.kernelRole = role, role
 	}
 	return c
 }
@@ -157,6 +163,8 @@ func (t *Table) Lost(key Key, ts uint64) {
 	c.Discarding = true
 	c.parser.Close(ts, c.Sink)
 	c.Discarding = false
+	// What comes next is the middle of the connection to the parser.
+	c.parser.Reset(protocols.RoleUnknown)
 }
 
 // Close ends connection key at time ts: requests still waiting for a
@@ -249,6 +257,7 @@ func (t *Table) detect(c *Conn, dir protocols.Direction, seg *protocols.Segment)
 		c.undecided = append(c.undecided, seg.Data...)
 		return false
 	case p == nil:
+		t.stats.Undetected++
 		c.undecided = c.undecided[:0]
 		if c.tries == detectTries {
 			t.stats.Unknown++
@@ -291,5 +300,5 @@ func (t *Table) start(c *Conn, p protocols.Protocol, role protocols.Role) {
 	} else {
 		c.parser = p.NewParser(t.opts)
 	}
-	c.parser.Reset(c.Role)
+	c.parser.Reset(c.kernelRole)
 }

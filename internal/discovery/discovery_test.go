@@ -78,6 +78,37 @@ func (f *fakeProc) listen(t *testing.T, file string, port, inode int, state stri
 	require.NoError(t, os.WriteFile(path, append(b, line...), 0o644))
 }
 
+// inNetns gives process pid a network namespace of its own, listing
+// sockets of its own: as /proc/PID/ns/net and /proc/PID/net show it.
+func (f *fakeProc) inNetns(t *testing.T, pid int, ns string, port, inode int) {
+	dir := filepath.Join(f.root, fmt.Sprint(pid))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "ns"), 0o755))
+	require.NoError(t, os.Symlink("net:["+ns+"]", filepath.Join(dir, "ns", "net")))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "net"), 0o755))
+	header := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	line := fmt.Sprintf("   0: 0100007F:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n", port, inode)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "net", "tcp"), []byte(header+line), 0o644))
+}
+
+// Listeners are found in every network namespace: two pods listening on
+// the same port, and a process of the host's namespace.
+func TestScanEveryNetworkNamespace(t *testing.T) {
+	f := newFakeProc(t)
+	f.process(t, 100, "/usr/bin/host-app", "host-app", 1, "", 7001)
+	f.inNetns(t, 100, "4026531840", 8080, 7001)
+	f.process(t, 200, "/app/pod-a", "pod-a", 2, "", 7002)
+	f.inNetns(t, 200, "4026532001", 8080, 7002)
+	f.process(t, 300, "/app/pod-b", "pod-b", 3, "", 7003)
+	f.inNetns(t, 300, "4026532002", 8080, 7003)
+	f.process(t, 301, "/app/pod-b-sidecar", "sidecar", 4, "") // same namespace, no listener
+	f.inNetns(t, 301, "4026532002", 8080, 7003) // the same namespace lists the same sockets
+	ports, err := ParsePorts("8080")
+	require.NoError(t, err)
+	got, err := NewScanner(f.root, Criteria{Ports: ports}).Scan()
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []int{100, 200, 300}, pidsOf(got))
+}
+
 func pidsOf(m map[int]Process) []int {
 	var pids []int
 	for pid := range m {
@@ -92,12 +123,28 @@ func TestDescribe(t *testing.T) {
 	f.process(t, 11, "", "my (odd) name", 777, "OTEL_SERVICE_NAME=\x00")
 	p, err := Describe(f.root, 10)
 	require.NoError(t, err)
-	assert.Equal(t, Process{Pid: 10, ExePath: "/usr/sbin/nginx", ExeName: "nginx", ServiceName: "front", StartTime: 555}, p)
+	assert.Equal(t, Process{Pid: 10, ExePath: "/usr/sbin/nginx", ExeName: "nginx", ServiceName: "front", ServiceNamed: true, StartTime: 555}, p)
 	p, err = Describe(f.root, 11)
 	require.NoError(t, err)
 	assert.Equal(t, Process{Pid: 11, ExeName: "my (odd) name", ServiceName: "my (odd) name", StartTime: 777}, p)
 	_, err = Describe(f.root, 12)
 	assert.Error(t, err)
+}
+
+// A containerised process's executable is the path inside its root.
+func TestDescribeInsideItsRoot(t *testing.T) {
+	f := newFakeProc(t)
+	rootfs := "/run/containerd/io.containerd.runtime.v2.task/k8s.io/0123/rootfs"
+	f.process(t, 20, rootfs+"/usr/local/bin/api", "api", 1, "")
+	require.NoError(t, os.Symlink(rootfs, filepath.Join(f.root, "20", "root")))
+	f.process(t, 21, "/usr/bin/host-app", "host-app", 1, "")
+	require.NoError(t, os.Symlink("/", filepath.Join(f.root, "21", "root")))
+	p, err := Describe(f.root, 20)
+	require.NoError(t, err)
+	assert.Equal(t, "/usr/local/bin/api", p.ExePath)
+	p, err = Describe(f.root, 21)
+	require.NoError(t, err)
+	assert.Equal(t, "/usr/bin/host-app", p.ExePath)
 }
 
 func TestScanSelectors(t *testing.T) {

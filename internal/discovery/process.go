@@ -15,6 +15,9 @@ type Process struct {
 	ExePath     string // /proc/PID/exe; "" if unreadable
 	ExeName     string // base of ExePath, or /proc/PID/comm
 	ServiceName string // OTEL_SERVICE_NAME if set, else ExeName
+	// ServiceNamed: the process names its service (OTEL_SERVICE_NAME), and
+	// nothing else may rename it.
+	ServiceNamed bool
 	// StartTime (clock ticks since boot) tells a process from a later one
 	// that got the same pid.
 	StartTime uint64
@@ -29,16 +32,32 @@ func Describe(procRoot string, pid int) (Process, error) {
 	}
 	p := Process{Pid: pid, StartTime: start}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.ExePath = strings.TrimSuffix(exe, " (deleted)")
+		p.ExePath = inRoot(dir, strings.TrimSuffix(exe, " (deleted)"))
 		p.ExeName = filepath.Base(p.ExePath)
 	} else if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
 		p.ExeName = strings.TrimSpace(string(comm))
 	}
 	p.ServiceName = serviceName(dir)
-	if p.ServiceName == "" {
+	p.ServiceNamed = p.ServiceName != ""
+	if !p.ServiceNamed {
 		p.ServiceName = p.ExeName
 	}
 	return p, nil
+}
+
+// inRoot is path as the process sees it: the kernel shows the files of a
+// process whose root is a directory of ours (a chroot, a container whose
+// root we can reach) with that directory in front, and exe_path selectors
+// are written as seen inside the container.
+func inRoot(dir, path string) string {
+	root, err := os.Readlink(filepath.Join(dir, "root"))
+	if err != nil || root == "/" {
+		return path
+	}
+	if rest, ok := strings.CutPrefix(path, root); ok && strings.HasPrefix(rest, "/") {
+		return rest
+	}
+	return path
 }
 
 // startTime reads field 22 of /proc/PID/stat. The command name (field 2)

@@ -128,24 +128,59 @@ func (s *Scanner) scanListeners(found map[int]Process) error {
 }
 
 // listeningInodes reads the inodes of TCP sockets in LISTEN state on
-// selected ports.
+// selected ports, in every network namespace of the host: pods and
+// containers listen in namespaces of their own.
 func (s *Scanner) listeningInodes() (map[uint64]bool, error) {
 	inodes := map[uint64]bool{}
-	for _, name := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(filepath.Join(s.root, "net", name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // no IPv6 on this kernel
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading listening sockets: %w", err)
-		}
-		err = s.readSockets(f, inodes)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
+	dirs, err := s.netDirs()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, dir := range dirs {
+		for _, name := range []string{"tcp", "tcp6"} {
+			f, err := os.Open(filepath.Join(dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // no IPv6 there, or the process went away
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading listening sockets: %w", err))
+				continue
+			}
+			err = s.readSockets(f, inodes)
+			f.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading %s: %w", f.Name(), err))
+			}
 		}
 	}
-	return inodes, nil
+	return inodes, errors.Join(errs...)
+}
+
+// netDirs returns a net directory (/proc/PID/net) per network namespace:
+// it lists the sockets of the namespace of the process it belongs to. A
+// /proc without namespace links (a container's view, a test's) has the one
+// namespace of /proc/net.
+func (s *Scanner) netDirs() ([]string, error) {
+	pids, err := s.pids()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var dirs []string
+	for _, pid := range pids {
+		dir := filepath.Join(s.root, strconv.Itoa(pid))
+		ns, err := os.Readlink(filepath.Join(dir, "ns", "net"))
+		if err != nil || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		dirs = append(dirs, filepath.Join(dir, "net"))
+	}
+	if len(dirs) == 0 {
+		dirs = append(dirs, filepath.Join(s.root, "net"))
+	}
+	return dirs, nil
 }
 
 func (s *Scanner) readSockets(f *os.File, inodes map[uint64]bool) error {

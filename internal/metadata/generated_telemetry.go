@@ -189,7 +189,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ReceiverEbpfCardinalityLimited, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_ebpf_cardinality_limited",
-		metric.WithDescription("Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]"),
+		metric.WithDescription("Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; rpc_methods, RPCs whose rpc.method became _OTHER because their service had 1000 methods already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]"),
 		metric.WithUnit("{observation}"),
 	)
 	errs = errors.Join(errs, err)
@@ -231,7 +231,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfParseFailures, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_parse_failures",
-		metric.WithDescription("What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason unknown_protocol counts connections whose first bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]"),
+		metric.WithDescription("What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]"),
 		metric.WithUnit("{failure}"),
 	)
 	errs = errors.Join(errs, err)

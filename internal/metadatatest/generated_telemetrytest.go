@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) receiver.Settings {
 func AssertEqualReceiverEbpfCardinalityLimited(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_cardinality_limited",
-		Description: "Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]",
+		Description: "Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; rpc_methods, RPCs whose rpc.method became _OTHER because their service had 1000 methods already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]",
 		Unit:        "{observation}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -130,7 +130,7 @@ func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualReceiverEbpfParseFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_parse_failures",
-		Description: "What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason unknown_protocol counts connections whose first bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]",
+		Description: "What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]",
 		Unit:        "{failure}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -26,6 +26,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/cardinality"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/routes"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
@@ -65,6 +66,17 @@ type Segment struct {
 	// bytes begin (context propagation), if any. A parser hands it to the
 	// first request that begins in this segment, and to no other.
 	Chosen tracecontext.Chosen
+	// Extents are more runs of the bytes moved that the kernel captured
+	// past Data, in order of their offsets (the frames HTTP/2 needs); they
+	// alias the event like Data.
+	Extents []Extent
+}
+
+// Extent is a run of captured bytes of a segment: Data are the bytes at
+// offset Off of the bytes the syscall moved.
+type Extent struct {
+	Off  int
+	Data []byte
 }
 
 // Exchange is what every protocol's record has in common: one request and
@@ -190,6 +202,8 @@ type Protocol interface {
 type Options struct {
 	// Routes makes http.route values, bounded per service.
 	Routes *routes.Limiter
+	// RPCMethods bounds the rpc.method values of each service.
+	RPCMethods *cardinality.Limit
 	// RecordQuery records the query string of HTTP requests in url.query.
 	RecordQuery bool
 	// QueryText records database statements, their literals replaced by

@@ -17,7 +17,7 @@ func InstanceID(host string, pid int) string {
 
 // Fill sets the resource attributes of process p, running on host.
 func Fill(attrs pcommon.Map, host string, p discovery.Process) {
-	attrs.EnsureCapacity(10)
+	attrs.EnsureCapacity(16) // and the container's and pod's, most often
 	attrs.PutStr("service.name", p.ServiceName)
 	attrs.PutStr("service.instance.id", InstanceID(host, p.Pid))
 	attrs.PutInt("process.pid", int64(p.Pid))

@@ -67,7 +67,8 @@ func (d *DB) Name() string {
 		return d.Summary
 	case d.Operation != "" && d.Collection != "":
 		return d.Operation + " " + d.Collection
-	case d.Operation != "" && d.Namespace != "":
+	case d.Operation != "" && d.Namespace != "" && d.System != Redis:
+		// Redis's namespace is a database index: never in a span name.
 		return d.Operation + " " + d.Namespace
 	case d.Operation != "":
 		return d.Operation

@@ -5,12 +5,16 @@ package known // import "github.com/otelcol-ebpf/ebpfreceiver/internal/protocols
 import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http1"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http2"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/redis"
 )
 
 // All are the protocols, in the order a connection's first bytes are
 // offered to them.
 var All = []protocols.Protocol{
 	http1.Protocol,
+	http2.Protocol,
+	redis.Protocol,
 }
 
 // Names lists the names of All, as configuration spells them.
