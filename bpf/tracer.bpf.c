@@ -11,8 +11,9 @@
  * happens in user space. The parts live in headers/, one concern each:
  * events.h (the event layout and the ring buffer), threads.h (per-thread
  * values), sockets.h (fd to connection), capture.h (copying user memory),
- * selection.h (which processes), and for context propagation
- * propagation.h, request_head.h and serving.h. */
+ * frames.h (HTTP/2 frames past the head), selection.h (which processes),
+ * and for context propagation propagation.h, request_head.h and
+ * serving.h. */
 #include "headers/kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -22,6 +23,7 @@
 #include "headers/threads.h"
 #include "headers/sockets.h"
 #include "headers/capture.h"
+#include "headers/frames.h"
 #include "headers/propagation.h"
 #include "headers/request_head.h"
 #include "headers/serving.h"
@@ -133,15 +135,23 @@ static __always_inline __u8 injectable(__u32 fd)
 	return NOT_INJECTED_UNTRACKED;
 }
 
-/* capture_out copies up to max bytes of what a write is about to send: buf
- * and count are a buffer and its length, or an iovec array and its count. */
-static __always_inline void capture_out(struct event *e, __u32 op, __u64 buf, __u64 count_, __u32 max)
+/* outgoing is what a write is about to send, from its arguments. */
+static __always_inline bool outgoing(struct moved *m, struct args *a)
 {
-	e->cap_len = 0;
-	if (op == OP_WRITE)
-		capture_buf(e, buf, count_ < max ? count_ : max);
-	else
-		capture_iov(e, buf, count_, max);
+	m->niov = 0;
+	switch (a->op) {
+	case OP_WRITE:
+		m->base = a->buf;
+		m->len = a->count;
+		break;
+	case OP_WRITEV:
+		m->len = moved_iov(m, a->buf, a->count);
+		break;
+	case OP_SENDMSG:
+		m->len = moved_msg(m, a->buf);
+		break;
+	}
+	return m->len > 0;
 }
 
 /* new_plan builds the plan of the request s scanned: a new client span in
@@ -181,17 +191,12 @@ static __always_inline void plan_injection(__u64 pid_tgid, struct args *a)
 	if (!e)
 		return;
 	e->tail_len = 0;
-	__u64 buf = a->buf, count_ = a->count;
-	if (a->op == OP_SENDMSG) {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) != 0)
-			return;
-		buf = (__u64)msg.msg_iov;
-		count_ = msg.msg_iovlen;
-	}
+	struct moved m;
+	if (!outgoing(&m, a))
+		return;
 	/* The first bytes tell a response or anything else from a request:
 	 * only a request's head is copied whole. */
-	capture_out(e, a->op, buf, count_, 8);
+	capture(e, &m, 8);
 	if (response_head(e)) {
 		/* At sys_enter, not exit: on loopback the peer may read the
 		 * response and send its next request before this write returns. */
@@ -200,7 +205,7 @@ static __always_inline void plan_injection(__u64 pid_tgid, struct args *a)
 	}
 	if (!may_be_request(e))
 		return;
-	capture_out(e, a->op, buf, count_, CAPTURE_MAX);
+	capture(e, &m, CAPTURE_MAX);
 	struct head_scan s = {};
 	if (!scan_head(e, &s) || s.traceparent)
 		return;
@@ -272,6 +277,8 @@ static __always_inline void send_conn(__u8 kind, __u64 pid_tgid, __u32 fd)
 	struct sock *sk = fd_socket(fd);
 	if (!sk)
 		return;
+	if (kind == EVENT_CLOSE)
+		forget_frames((__u64)sk);
 	struct event *e = new_event(kind, pid_tgid, fd);
 	if (e && fill_tuple(e, sk))
 		send(e, COUNTER_LOST_CONTROL);
@@ -349,21 +356,24 @@ static __always_inline void data_event(__u64 pid_tgid, struct args *in, __s64 re
 	}
 	__u32 len = ret > 0xffffffff ? 0xffffffff : (__u32)ret;
 	e->len = len;
+	struct moved m = {.base = in->buf, .len = len};
+	bool readable = true;
 	switch (in->op) {
-	case OP_READ:
-	case OP_WRITE:
-		capture_buf(e, in->buf, len);
-		break;
 	case OP_READV:
 	case OP_WRITEV:
-		capture_iov(e, in->buf, in->count, len);
+		readable = moved_iov(&m, in->buf, in->count) > 0;
 		break;
 	case OP_RECVMSG:
 	case OP_SENDMSG:
-		capture_msg(e, in->buf, len);
+		readable = moved_msg(&m, in->buf) > 0;
 		break;
-	default: /* sendfile: the bytes come from a file; only their count matters */
+	case OP_SENDFILE: /* the bytes come from a file; only their count matters */
+		readable = false;
 		break;
+	}
+	if (readable) {
+		capture(e, &m, CAPTURE_MAX);
+		walk_frames(e, &m, reading);
 	}
 	if (propagate) {
 		if (reading)

@@ -42,6 +42,9 @@ const (
 	// EventFlagNotInjected: a write began a request that could not carry
 	// a traceparent; Event.Reason says why.
 	EventFlagNotInjected = uint8(tracerEventFlagEVENT_FLAG_NOT_INJECTED)
+	// EventFlagFramesShort: the HTTP/2 frames past the head could not all
+	// be walked or copied.
+	EventFlagFramesShort = uint8(tracerEventFlagEVENT_FLAG_FRAMES_SHORT)
 )
 
 // NotInjectedReasons name the reasons, generated from enum not_injected,

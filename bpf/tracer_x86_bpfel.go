@@ -57,7 +57,9 @@ type tracerEvent struct {
 	TraceId    [16]uint8
 	SpanId     [8]uint8
 	ParentId   [8]uint8
-	Data       [8192]uint8
+	ExtLen     uint16
+	Pad2       [6]uint8
+	Data       [24576]uint8
 }
 
 type tracerEventFlag uint32
@@ -67,6 +69,7 @@ const (
 	tracerEventFlagEVENT_FLAG_CONTEXT      tracerEventFlag = 2
 	tracerEventFlagEVENT_FLAG_INJECTED     tracerEventFlag = 4
 	tracerEventFlagEVENT_FLAG_NOT_INJECTED tracerEventFlag = 8
+	tracerEventFlagEVENT_FLAG_FRAMES_SHORT tracerEventFlag = 16
 )
 
 type tracerEventKind uint32
@@ -86,6 +89,18 @@ type tracerForwardKey struct {
 	Tgid     uint32
 	Pad      uint32
 	LineHash uint64
+}
+
+type tracerFrameWalk struct {
+	_   structs.HostLayout
+	Dir [2]struct {
+		_    structs.HostLayout
+		Left uint32
+		Copy uint8
+		Held uint8
+		Pad  [2]uint8
+		Hdr  [48]uint8
+	}
 }
 
 type tracerNotInjected uint32
@@ -132,6 +147,8 @@ const (
 	tracerMapCounters          = "counters"
 	tracerMapEvents            = "events"
 	tracerMapForwardable       = "forwardable"
+	tracerMapFrameCount        = "frame_count"
+	tracerMapFrameSocks        = "frame_socks"
 	tracerMapInflight          = "inflight"
 	tracerMapInflightByTid     = "inflight_by_tid"
 	tracerMapLossyCount        = "lossy_count"
@@ -226,6 +243,8 @@ type tracerMapSpecs struct {
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
+	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
+	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
 	InflightByTid  *ebpf.MapSpec `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
@@ -292,6 +311,8 @@ type tracerMaps struct {
 	Counters       *ebpf.Map `ebpf:"counters"`
 	Events         *ebpf.Map `ebpf:"events"`
 	Forwardable    *ebpf.Map `ebpf:"forwardable"`
+	FrameCount     *ebpf.Map `ebpf:"frame_count"`
+	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
 	InflightByTid  *ebpf.Map `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
@@ -313,6 +334,8 @@ func (m *tracerMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Forwardable,
+		m.FrameCount,
+		m.FrameSocks,
 		m.Inflight,
 		m.InflightByTid,
 		m.LossyCount,

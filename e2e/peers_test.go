@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 		runEchoClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"), os.Getenv("E2E_WAIT") != "")
 	case "revproxy":
 		runReverseProxy(os.Getenv("E2E_ADDR"), os.Getenv("E2E_UPSTREAM"))
+	case "grpc-server":
+		runGRPCServer(os.Getenv("E2E_ADDR"))
+	case "grpc-client":
+		runGRPCClient(os.Getenv("E2E_TARGET"), grpcCalls{unary: envInt("E2E_UNARY"), concurrent: envInt("E2E_CONCURRENT")})
 	default:
 		os.Exit(m.Run())
 	}

@@ -66,7 +66,8 @@ type eventLoop struct {
 	connCount atomic.Int64 // conns.Len(), for the gauge read elsewhere
 
 	ev  events.Event
-	seg protocols.Segment // the segment of the event being handled
+	seg protocols.Segment  // the segment of the event being handled
+	ext []protocols.Extent // its extents
 	// warnedNotInjected: the log said once that a request could not carry
 	// a traceparent.
 	warnedNotInjected bool
@@ -181,8 +182,27 @@ func (l *eventLoop) data(key conntrack.Key, ev *events.Event) {
 	if ev.Kind == events.Write {
 		dir = protocols.Outbound
 	}
-	l.seg = protocols.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time, Tid: ev.Tid, Chosen: ev.Chosen}
+	l.seg = protocols.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time, Tid: ev.Tid, Chosen: ev.Chosen,
+		Extents: l.extents(ev)}
 	l.conns.Segment(key, ev.Netns, ev.Local, ev.Remote, dir, &l.seg)
+}
+
+// extents are the runs the kernel copied past the head (HTTP/2 frames),
+// in a slice kept for the next event.
+func (l *eventLoop) extents(ev *events.Event) []protocols.Extent {
+	if ev.FramesShort {
+		l.counts.failures[failureKey{"http2", "frames_not_copied"}]++
+	}
+	l.ext = l.ext[:0]
+	for rest := ev.Extents; ; {
+		off, data, next, ok := events.NextExtent(rest)
+		if !ok {
+			break
+		}
+		l.ext = append(l.ext, protocols.Extent{Off: off, Data: data})
+		rest = next
+	}
+	return l.ext
 }
 
 // prepare readies a new connection: its sink, and the service its routes

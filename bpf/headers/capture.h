@@ -8,51 +8,99 @@
  * in range; the verifier does not know it, and needs to see the mask. */
 #define bound(x, mask) asm volatile("%0 &= " #mask : "+r"(x))
 
-/* capture_buf copies the head of a plain buffer, and its tail when the head
- * does not reach it (a chunked terminator lives there). */
-static __always_inline void capture_buf(struct event *e, __u64 buf, __u32 len)
+/* The bytes a syscall moved, to read at any offset: a buffer, or the first
+ * MAX_IOV entries of an iovec array. */
+struct moved {
+	__u64 base; /* the buffer, when niov is 0 */
+	__u32 niov;
+	__u32 len;  /* bytes the syscall moved */
+	struct iovec iov[MAX_IOV];
+};
+
+/* moved_iov reads an iovec array of count entries; it returns the bytes
+ * they hold (of the first MAX_IOV), or 0. */
+static __always_inline __u64 moved_iov(struct moved *m, __u64 iov, __u64 count)
 {
-	__u64 n = len < CAPTURE_MAX ? len : CAPTURE_MAX;
-	bound(n, 0x1fff);
-	if (bpf_probe_read_user(e->data, n, (void *)buf) == 0)
-		e->cap_len = n;
-	if (len > CAPTURE_MAX && bpf_probe_read_user(e->tail, TAIL_LEN, (void *)(buf + len - TAIL_LEN)) == 0)
-		e->tail_len = TAIL_LEN;
+	m->niov = count < MAX_IOV ? count : MAX_IOV;
+	if (m->niov == 0 ||
+	    bpf_probe_read_user(m->iov, sizeof(m->iov[0]) * (m->niov & (MAX_IOV * 2 - 1)), (void *)iov) != 0)
+		return 0;
+	__u64 total = 0;
+	for (int i = 0; i < MAX_IOV; i++)
+		if (i < m->niov)
+			total += m->iov[i].iov_len;
+	return total;
 }
 
-/* capture_iov copies the head of what an iovec array moved (len bytes). */
-static __always_inline void capture_iov(struct event *e, __u64 iov_addr, __u64 iovcnt, __u32 len)
-{
-	__u32 off = 0;
-	for (int i = 0; i < MAX_IOV; i++) {
-		if (i >= iovcnt || off >= len || off >= CAPTURE_MAX)
-			break;
-		struct iovec iov;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_addr + i * sizeof(iov))) != 0)
-			break;
-		__u64 n = iov.iov_len;
-		if (n > len - off)
-			n = len - off;
-		if (n > CAPTURE_MAX - off)
-			n = CAPTURE_MAX - off;
-		__u64 at = off, size = n;
-		bound(at, 0xfff);
-		bound(size, 0x1fff);
-		if (size > CAPTURE_MAX)
-			size = CAPTURE_MAX;
-		if (bpf_probe_read_user(&e->data[at], size, iov.iov_base) != 0)
-			break;
-		off += n;
-	}
-	e->cap_len = off;
-}
-
-/* capture_msg copies the head of what a msghdr's iovec array moved. */
-static __always_inline void capture_msg(struct event *e, __u64 msghdr, __u32 len)
+/* moved_msg reads the iovec array of a msghdr, as moved_iov. */
+static __always_inline __u64 moved_msg(struct moved *m, __u64 msghdr)
 {
 	struct user_msghdr msg;
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msghdr) == 0)
-		capture_iov(e, (__u64)msg.msg_iov, msg.msg_iovlen, len);
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msghdr) != 0)
+		return 0;
+	return moved_iov(m, (__u64)msg.msg_iov, msg.msg_iovlen);
+}
+
+/* READ_CHUNK is the most read_moved copies at once: its masks keep what
+ * it writes within dst + 2 * READ_CHUNK. */
+#define READ_CHUNK 2048
+
+/* READ_MOVED defines a function that copies n bytes at offset off of what
+ * the syscall moved into dst, n at most size_mask, the pieces of several
+ * iovec entries at offsets at most at_mask into dst: the masks are what
+ * tells the verifier that dst stays in its buffer. It returns false when
+ * the bytes could not all be read. */
+#define READ_MOVED(name, size_mask, at_mask)                                                       \
+	static __always_inline bool name(struct moved *m, void *dst, __u32 off, __u32 n)          \
+	{                                                                                           \
+		if (!m->niov) {                                                                     \
+			__u64 size = n;                                                             \
+			bound(size, size_mask);                                                     \
+			return bpf_probe_read_user(dst, size, (void *)(m->base + off)) == 0;        \
+		}                                                                                   \
+		__u32 done = 0, at = 0;                                                             \
+		for (int i = 0; i < MAX_IOV; i++) {                                                 \
+			if (i >= m->niov || done >= n)                                              \
+				break;                                                              \
+			__u64 l = m->iov[i].iov_len;                                                \
+			if (off + done < at + l) {                                                  \
+				__u32 from = off + done - at;                                       \
+				__u64 k = l - from < n - done ? l - from : n - done, at_dst = done; \
+				bound(k, size_mask);                                                \
+				bound(at_dst, at_mask);                                             \
+				if (bpf_probe_read_user(dst + at_dst, k, m->iov[i].iov_base + from) != 0) \
+					return false;                                               \
+				done += k;                                                          \
+			}                                                                           \
+			at += l;                                                                    \
+		}                                                                                   \
+		return done == n;                                                                   \
+	}
+
+/* read_moved reads up to READ_CHUNK bytes; read_small up to 15. */
+READ_MOVED(read_moved, 0xfff, 0x7ff)
+READ_MOVED(read_small, 0xf, 0xf)
+
+/* capture copies the head of what m moved (at most max bytes, at most
+ * CAPTURE_MAX), and its tail when the head does not reach it (a chunked
+ * terminator lives there). */
+static __always_inline void capture(struct event *e, struct moved *m, __u32 max)
+{
+	__u32 n = m->len < max ? m->len : max;
+	if (n > CAPTURE_MAX)
+		n = CAPTURE_MAX;
+	e->cap_len = 0;
+	for (__u32 c = 0; c < CAPTURE_MAX / READ_CHUNK; c++) {
+		__u32 from = c * READ_CHUNK;
+		if (from >= n)
+			break;
+		__u32 k = n - from < READ_CHUNK ? n - from : READ_CHUNK;
+		if (!read_moved(m, &e->data[from], from, k))
+			break;
+		e->cap_len = from + k;
+	}
+	if (m->len > CAPTURE_MAX && read_moved(m, e->tail, m->len - TAIL_LEN, TAIL_LEN))
+		e->tail_len = TAIL_LEN;
 }
 
 #endif

@@ -7,6 +7,12 @@
 
 /* CAPTURE_MAX bytes of each syscall are copied; a power of two. */
 #define CAPTURE_MAX 4096
+/* An event's data: its head (cap_len bytes), then its extents (ext_len
+ * bytes), 16 KiB at most; the array is larger, so that the verifier can
+ * bound an offset and a length by masks. (A per-CPU value holds 32 KiB at
+ * most.) */
+#define DATA_USED (1 << 14)
+#define DATA_BYTES (DATA_USED + (1 << 13))
 #define TAIL_LEN 16
 #define TASK_COMM_LEN 16
 
@@ -33,6 +39,9 @@ enum event_flag {
 	/* A write began a request that should have carried a traceparent but
 	 * did not; reason says why. */
 	EVENT_FLAG_NOT_INJECTED = 8,
+	/* The HTTP/2 frames of the syscall could not all be walked or
+	 * copied: the parser sees gaps where they are missing. */
+	EVENT_FLAG_FRAMES_SHORT = 16,
 };
 
 /* Why a request went out without a traceparent. */
@@ -78,7 +87,10 @@ struct event {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 parent_id[8];
-	__u8 data[CAPTURE_MAX * 2]; /* twice the capture so the verifier can bound offset + length */
+	__u16 ext_len; /* bytes of extents after the head: records of a __u32
+			* offset, a __u16 length and the bytes (HTTP/2 frames) */
+	__u8 pad2[6];
+	__u8 data[DATA_BYTES];
 };
 
 /* Records are written without waking the reader, which polls, until this
@@ -150,6 +162,7 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 	e->ts = bpf_ktime_get_ns();
 	e->len = 0;
 	e->cap_len = 0;
+	e->ext_len = 0;
 	e->tail_len = 0;
 	e->flags = 0;
 	e->reason = 0;
@@ -164,7 +177,7 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 /* send writes e to the ring buffer; it reports whether that worked. */
 static __always_inline bool send(struct event *e, __u32 lost_counter)
 {
-	__u64 size = __builtin_offsetof(struct event, data) + (e->cap_len & (CAPTURE_MAX * 2 - 1));
+	__u64 size = __builtin_offsetof(struct event, data) + ((e->cap_len + e->ext_len) & (DATA_USED - 1));
 	if (size > sizeof(*e))
 		return false;
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;

@@ -51,6 +51,13 @@ type Event struct {
 	AfterLoss bool
 	Data      []byte
 	Tail      []byte // last bytes moved, when Data does not reach them
+	// Extents are more runs of the bytes moved, past Data (HTTP/2 frames),
+	// as records: a little-endian uint32 offset, a uint16 length and the
+	// bytes; NextExtent reads them.
+	Extents []byte
+	// FramesShort: the kernel could not walk or copy all the HTTP/2 frames
+	// of the syscall.
+	FramesShort bool
 	// Chosen is what the kernel chose for the request the event begins,
 	// with context propagation on; Chosen.Kind says whether it did.
 	Chosen tracecontext.Chosen
@@ -82,7 +89,11 @@ const (
 	offTraceID    = unsafe.Offsetof(ev.TraceId)
 	offSpanID     = unsafe.Offsetof(ev.SpanId)
 	offParentID   = unsafe.Offsetof(ev.ParentId)
+	offExtLen     = unsafe.Offsetof(ev.ExtLen)
 )
+
+// extentHeader is the size of an extent record's header.
+const extentHeader = 6
 
 var le = binary.LittleEndian
 
@@ -93,9 +104,9 @@ func Decode(raw []byte, e *Event) error {
 	if len(raw) < bpf.HeaderSize {
 		return fmt.Errorf("event of %d bytes is shorter than its %d-byte header", len(raw), bpf.HeaderSize)
 	}
-	capLen := int(le.Uint16(raw[offCapLen:]))
-	if bpf.HeaderSize+capLen > len(raw) {
-		return fmt.Errorf("event claims %d captured bytes but carries %d", capLen, len(raw)-bpf.HeaderSize)
+	capLen, extLen := int(le.Uint16(raw[offCapLen:])), int(le.Uint16(raw[offExtLen:]))
+	if bpf.HeaderSize+capLen+extLen > len(raw) {
+		return fmt.Errorf("event claims %d captured bytes and %d of extents but carries %d", capLen, extLen, len(raw)-bpf.HeaderSize)
 	}
 	tailLen := int(raw[offTailLen])
 	if tailLen > tailMax {
@@ -103,6 +114,7 @@ func Decode(raw []byte, e *Event) error {
 	}
 	e.Kind = Kind(raw[offKind])
 	e.AfterLoss = raw[offFlags]&bpf.EventFlagAfterLoss != 0
+	e.FramesShort = raw[offFlags]&bpf.EventFlagFramesShort != 0
 	e.Pid = le.Uint32(raw[offPid:])
 	e.Tid = le.Uint32(raw[offTid:])
 	e.FD = le.Uint32(raw[offFd:])
@@ -116,7 +128,25 @@ func Decode(raw []byte, e *Event) error {
 	e.Tail = raw[offTail : offTail+uintptr(tailLen)]
 	decodeChosen(raw, &e.Chosen)
 	e.Data = raw[bpf.HeaderSize : bpf.HeaderSize+capLen]
+	e.Extents = nil
+	if extLen > 0 {
+		e.Extents = raw[bpf.HeaderSize+capLen : bpf.HeaderSize+capLen+extLen]
+	}
 	return nil
+}
+
+// NextExtent reads the first extent record of b: the offset of its bytes
+// in the syscall's bytes, the bytes, and the records after it. ok is false
+// at the end, and for a record that claims more bytes than b holds.
+func NextExtent(b []byte) (off int, data, rest []byte, ok bool) {
+	if len(b) < extentHeader {
+		return 0, nil, nil, false
+	}
+	n := int(le.Uint16(b[4:]))
+	if extentHeader+n > len(b) {
+		return 0, nil, nil, false
+	}
+	return int(le.Uint32(b)), b[extentHeader : extentHeader+n], b[extentHeader+n:], true
 }
 
 func decodeChosen(raw []byte, c *tracecontext.Chosen) {
@@ -172,7 +202,22 @@ func Encode(e *Event) []byte {
 	raw[offTailLen] = byte(copy(raw[offTail:offTail+uintptr(tailMax)], e.Tail))
 	encodeChosen(raw, &e.Chosen)
 	le.PutUint16(raw[offCapLen:], uint16(copy(raw[bpf.HeaderSize:], e.Data)))
+	if len(e.Extents) > 0 {
+		raw = append(raw, e.Extents...)
+		le.PutUint16(raw[offExtLen:], uint16(len(e.Extents)))
+	}
+	if e.FramesShort {
+		raw[offFlags] |= bpf.EventFlagFramesShort
+	}
 	return raw
+}
+
+// AppendExtent appends to records the record of an extent: data at
+// offset off of a syscall's bytes (the inverse of NextExtent).
+func AppendExtent(records []byte, off int, data []byte) []byte {
+	records = le.AppendUint32(records, uint32(off))
+	records = le.AppendUint16(records, uint16(len(data)))
+	return append(records, data...)
 }
 
 func encodeAddr(raw []byte, ap netip.AddrPort, addrOff, portOff uintptr) {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -75,12 +76,35 @@ func TestDecodeChosen(t *testing.T) {
 	assert.Equal(t, "reused_connection", bpf.NotInjectedReasons[e.Chosen.Reason])
 }
 
+// HTTP/2 frames past the head come as extent records after it.
+func TestDecodeExtents(t *testing.T) {
+	in := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "head", 9000, "")
+	in.Extents = AppendExtent(AppendExtent(nil, 5000, []byte("frame header")), 8000, []byte("headers"))
+	in.FramesShort = true
+	var e Event
+	require.NoError(t, Decode(Encode(&in), &e))
+	assert.True(t, e.FramesShort)
+	assert.Equal(t, "head", string(e.Data))
+	var got []string
+	for rest := e.Extents; ; {
+		off, data, next, ok := NextExtent(rest)
+		if !ok {
+			break
+		}
+		got = append(got, fmt.Sprintf("%d:%s", off, data))
+		rest = next
+	}
+	assert.Equal(t, []string{"5000:frame header", "8000:headers"}, got)
+	_, _, _, ok := NextExtent([]byte{1, 0, 0, 0, 99, 0, 'x'})
+	assert.False(t, ok, "a record claiming more than it carries")
+}
+
 func TestDecodeRejectsMalformed(t *testing.T) {
 	in := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "abc", 3, "")
 	good := Encode(&in)
 	var e Event
-	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 128-byte header")
-	assert.ErrorContains(t, Decode(good[:len(good)-1], &e), "claims 3 captured bytes but carries 2")
+	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 136-byte header")
+	assert.ErrorContains(t, Decode(good[:len(good)-1], &e), "claims 3 captured bytes and 0 of extents but carries 2")
 	bad := append([]byte(nil), good...)
 	bad[offTailLen] = 17
 	assert.ErrorContains(t, Decode(bad, &e), "17-byte tail")
