@@ -101,7 +101,7 @@ func TestScanEveryNetworkNamespace(t *testing.T) {
 	f.process(t, 300, "/app/pod-b", "pod-b", 3, "", 7003)
 	f.inNetns(t, 300, "4026532002", 8080, 7003)
 	f.process(t, 301, "/app/pod-b-sidecar", "sidecar", 4, "") // same namespace, no listener
-	f.inNetns(t, 301, "4026532002", 8080, 7003) // the same namespace lists the same sockets
+	f.inNetns(t, 301, "4026532002", 8080, 7003)               // the same namespace lists the same sockets
 	ports, err := ParsePorts("8080")
 	require.NoError(t, err)
 	got, err := NewScanner(f.root, Criteria{Ports: ports}).Scan()
