@@ -16,6 +16,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+func init() {
+	peerRoles["grpc-server"] = func() { runGRPCServer(os.Getenv("E2E_ADDR")) }
+	peerRoles["grpc-client"] = func() {
+		runGRPCClient(os.Getenv("E2E_TARGET"), grpcCalls{unary: envInt("E2E_UNARY"), concurrent: envInt("E2E_CONCURRENT")})
+	}
+}
+
 // grpcService is grpc-go's interop TestService: what each call answers is
 // chosen by its request.
 type grpcService struct {

@@ -25,26 +25,30 @@ import (
 
 // The test binary doubles as the Go peers: started with E2E_ROLE set, it runs
 // a server or a client instead of the tests. The peers must be processes of
-// their own: the receiver never watches the process it runs in.
+// their own: the receiver never watches the process it runs in. Each file
+// adds the roles it needs to peerRoles in an init function.
 func TestMain(m *testing.M) {
-	switch os.Getenv("E2E_ROLE") {
-	case "server":
-		runServer(os.Getenv("E2E_ADDR"))
-	case "client":
-		runClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"))
-	case "echo":
-		runEcho(os.Getenv("E2E_ADDR"))
-	case "echo-client":
-		runEchoClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"), os.Getenv("E2E_WAIT") != "")
-	case "revproxy":
-		runReverseProxy(os.Getenv("E2E_ADDR"), os.Getenv("E2E_UPSTREAM"))
-	case "grpc-server":
-		runGRPCServer(os.Getenv("E2E_ADDR"))
-	case "grpc-client":
-		runGRPCClient(os.Getenv("E2E_TARGET"), grpcCalls{unary: envInt("E2E_UNARY"), concurrent: envInt("E2E_CONCURRENT")})
-	default:
-		os.Exit(m.Run())
+	if role := os.Getenv("E2E_ROLE"); role != "" {
+		run, ok := peerRoles[role]
+		if !ok {
+			fmt.Println("ERROR no role", role)
+			os.Exit(2)
+		}
+		run()
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// peerRoles are what the test binary runs as a peer, by E2E_ROLE.
+var peerRoles = map[string]func(){
+	"server": func() { runServer(os.Getenv("E2E_ADDR")) },
+	"client": func() { runClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY")) },
+	"echo":   func() { runEcho(os.Getenv("E2E_ADDR")) },
+	"echo-client": func() {
+		runEchoClient(os.Getenv("E2E_URL"), envInt("E2E_REQUESTS"), envInt("E2E_CONCURRENCY"), os.Getenv("E2E_WAIT") != "")
+	},
+	"revproxy": func() { runReverseProxy(os.Getenv("E2E_ADDR"), os.Getenv("E2E_UPSTREAM")) },
 }
 
 func envInt(name string) int {
