@@ -6,6 +6,8 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http1"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/http2"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/mysql"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/postgres"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols/redis"
 )
 
@@ -14,6 +16,8 @@ import (
 var All = []protocols.Protocol{
 	http1.Protocol,
 	http2.Protocol,
+	mysql.Protocol,
+	postgres.Protocol,
 	redis.Protocol,
 }
 
