@@ -61,12 +61,19 @@ test: setup build
 	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./e2e/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus
-## it built in testdata/fuzz
+## it built in testdata/fuzz (every protocol parser has one)
 FUZZTIME ?= 60s
+FUZZ_TARGETS := internal/protocols/http1:FuzzConn internal/protocols/http2:FuzzParser \
+	internal/protocols/http2/hpack:FuzzDecoder internal/protocols/postgres:FuzzParser \
+	internal/protocols/mysql:FuzzParser internal/protocols/redis:FuzzParser \
+	internal/sqlquery:FuzzSanitize internal/sqlquery:FuzzAnalyze \
+	internal/events:FuzzDecode internal/k8s:FuzzParseCgroup
 fuzz:
-	$(GO) test ./internal/protocols/http1 -run '^$$' -fuzz FuzzConn -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/events -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
-	scripts/keep-fuzz-corpus.sh
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
+	done
+	scripts/keep-fuzz-corpus.sh $(FUZZ_TARGETS)
 
 ## bench: throughput of a Go HTTP server with and without the receiver, and
 ## the user-space cost per event (decode, parse, correlate, build pdata)

@@ -169,13 +169,13 @@ func measure(collector string, m mode, port int, d time.Duration, conns int, res
 		res.rssIdleKB = max(res.rssIdleKB, status(col.Process.Pid, "VmRSS"))
 	}
 	cpu0 := cpuSeconds(col)
-	kern0 := kernelRunTime()
+	kern0 := kernelRunTime(col)
 	rps, requests, err := wrk(port, d, conns)
 	if err != nil {
 		return err
 	}
 	if kernelStats {
-		res.kernelNsReq = append(res.kernelNsReq, float64(kernelRunTime()-kern0)/float64(requests))
+		res.kernelNsReq = append(res.kernelNsReq, float64(kernelRunTime(col)-kern0)/float64(requests))
 		return nil
 	}
 	res.rps = append(res.rps, rps)
@@ -263,25 +263,51 @@ func status(pid int, field string) int {
 	return 0
 }
 
-// kernelRunTime sums the run time of every loaded raw tracepoint program.
-func kernelRunTime() time.Duration {
+// kernelRunTime sums the run time of the kernel programs the collector
+// loaded (found through its open file descriptors, so other loaders on the
+// machine do not count), whatever their type: syscall tracepoints, and the
+// sock_ops and sk_msg programs of context propagation.
+func kernelRunTime(collector *exec.Cmd) time.Duration {
+	if collector == nil {
+		return 0
+	}
 	var total time.Duration
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return total
-		}
-		id = next
+	for _, id := range programIDs(collector.Process.Pid) {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
 		}
-		if st, err := p.Stats(); err == nil && p.Type() == ebpf.RawTracepoint {
+		if st, err := p.Stats(); err == nil {
 			total += st.Runtime
 		}
 		p.Close()
 	}
+	return total
+}
+
+// programIDs lists the ids of the kernel programs pid holds open, each
+// once: a program's fd and its links' fds all name it.
+func programIDs(pid int) []ebpf.ProgramID {
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	entries, _ := os.ReadDir(dir)
+	var ids []ebpf.ProgramID
+	seen := map[ebpf.ProgramID]bool{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if id := ebpf.ProgramID(n); err == nil && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
 }
 
 func mean(xs []float64) float64 {
