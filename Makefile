@@ -9,7 +9,7 @@ DIST := _build/otelcol-ebpf
 CONFIG ?= config.yaml
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.tools/*') go.mod go.sum bpf/tracer_x86_bpfel.o
 
-.PHONY: all setup generate check-generate manifests build run test fuzz bench clean
+.PHONY: all setup generate check-generate manifests build run test vmtest fuzz bench clean
 
 all: build
 
@@ -59,6 +59,13 @@ test: setup build
 	$(GO) test -race -p 1 -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 	$(GO) -C deploy test -count=1 ./...
 	OTELCOL_EBPF_BIN=$(CURDIR)/$(DIST) $(GO) test -p 1 -count=1 -timeout 30m ./e2e/...
+	$(MAKE) --no-print-directory vmtest
+
+## vmtest: the eBPF tests again on a second kernel, Debian 12's 6.1 (socket
+## hooks with fentry, and the syscall path) under qemu with software
+## emulation; the kernel image is cached in .cache/vmtest (scripts/vmtest)
+vmtest: setup
+	scripts/vmtest/run.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus
 ## it built in testdata/fuzz (every protocol parser has one)

@@ -45,6 +45,10 @@ type Config struct {
 	// W3C traceparent header with its client span's context, so the next
 	// hop (a receiver on another node, an SDK) continues the trace. "none"
 	// (the default) never changes a byte.
+	// "tcp" carries the context of every HTTP/1.x and HTTP/2 (gRPC)
+	// request of those connections in a TCP header option instead, for a
+	// receiver on the next node, without changing a byte of the stream;
+	// "headers,tcp" does both (config_propagation.go).
 	ContextPropagation string `mapstructure:"context_propagation"`
 	// ProcRoot is where the host's /proc is: /proc for a collector in the
 	// host's pid namespace (a DaemonSet with hostPID), or where an agent
@@ -53,6 +57,19 @@ type Config struct {
 	// Kubernetes enriches the resources of processes in pods with what the
 	// API says of their pods.
 	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+	// Network counts the flows of the node's interfaces (config_network.go).
+	Network NetworkConfig `mapstructure:"network"`
+	// TLS, when true (the default), takes the plaintext of watched
+	// processes' TLS connections where their TLS library hands it over
+	// (OpenSSL, BoringSSL, Go's crypto/tls), with uprobes, and parses it as
+	// the connection's bytes. False traces TLS at the socket level only:
+	// connections and their ciphertext, no spans.
+	TLS bool `mapstructure:"tls"`
+	// Hooks chooses how the kernel sees reads and writes (config_hooks.go):
+	// "auto" (the default) takes the socket hooks (fentry) where the kernel
+	// has them, else the syscall tracepoints; "syscalls" or "socket" force
+	// one. The spans and metrics are the same.
+	Hooks string `mapstructure:"hooks"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -170,8 +187,12 @@ func (cfg *Config) Validate() error {
 	if cfg.PrintSpans != "" && cfg.PrintSpans != "text" {
 		errs = append(errs, fmt.Errorf("print_spans: %q must be \"text\" or empty", cfg.PrintSpans))
 	}
-	if p := cfg.ContextPropagation; p != "none" && p != "headers" {
-		errs = append(errs, fmt.Errorf("context_propagation: %q must be \"none\" or \"headers\"", p))
+	if _, _, ok := propagationModes(cfg.ContextPropagation); !ok {
+		errs = append(errs, fmt.Errorf("context_propagation: %q must be \"none\" or \"headers\", or \"tcp\" or \"headers,tcp\" (context in a TCP header option)", cfg.ContextPropagation))
+	}
+	errs = append(errs, cfg.Network.validate()...)
+	if err := validateHooks(cfg.Hooks); err != nil {
+		errs = append(errs, err)
 	}
 	if !filepath.IsAbs(cfg.ProcRoot) {
 		errs = append(errs, fmt.Errorf("proc_root: %q must be an absolute path", cfg.ProcRoot))

@@ -30,6 +30,8 @@ func TestLoadConfig(t *testing.T) {
 	full.ContextPropagation = "headers"
 	full.ProcRoot = "/host/proc"
 	full.Kubernetes.Enabled = true
+	full.TLS = false
+	full.Hooks = "syscalls"
 
 	tests := []struct {
 		id       component.ID
@@ -52,6 +54,7 @@ func TestLoadConfig(t *testing.T) {
 			`print_spans: "json" must be "text" or empty`,
 			`context_propagation: "sidecar" must be "none" or "headers"`,
 			`proc_root: "proc" must be an absolute path`,
+			`hooks: "kprobes" must be "auto", "syscalls" or "socket"`,
 		}},
 	}
 	for _, tt := range tests {

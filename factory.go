@@ -31,6 +31,9 @@ func createDefaultConfig() component.Config {
 		ContextPropagation: "none",
 		ProcRoot:           "/proc",
 		Kubernetes:         KubernetesConfig{ServiceNameFromLabels: true},
+		Network:            defaultNetworkConfig(),
+		TLS:                true,
+		Hooks:              "auto",
 	}
 }
 

@@ -69,6 +69,7 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 			return ebpfrcvr.Options{}, err
 		}
 	}
+	headers, tcp, _ := propagationModes(cfg.ContextPropagation)
 	router, err := routes.New(cfg.Routes.Patterns, cfg.Routes.Unmatched)
 	if err != nil {
 		return ebpfrcvr.Options{}, err
@@ -89,6 +90,10 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		NameFromLabels:  cfg.Kubernetes.ServiceNameFromLabels,
 		RingBufferSize:  cfg.RingBufferSize,
 		PrintSpans:      cfg.PrintSpans == "text",
-		Propagate:       cfg.ContextPropagation == "headers",
+		Propagate:       headers,
+		PropagateTCP:    tcp,
+		Network:         cfg.Network.options(),
+		TLS:             cfg.TLS,
+		Hooks:           hookModes[cfg.Hooks],
 	}, nil
 }

@@ -23,7 +23,7 @@ type propagation struct {
 // loadPropagation loads the propagation programs against the tracer's maps
 // and attaches them: sock_ops to the root of the cgroup v2 hierarchy, so
 // it sees every connection of the node, and sk_msg to the sock hash.
-func loadPropagation(tracer *tracerObjects) (*propagation, error) {
+func loadPropagation(tracer *tracerObjects, headers, tcp bool) (*propagation, error) {
 	root, err := cgroup2Root("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
@@ -33,28 +33,37 @@ func loadPropagation(tracer *tracerObjects) (*propagation, error) {
 		return nil, fmt.Errorf("reading the embedded propagation object: %w", err)
 	}
 	spec.Maps["pids"].MaxEntries = tracer.Pids.MaxEntries()
+	for name, v := range map[string]bool{"headers_on": headers, "tcp_on": tcp} {
+		if err := spec.Variables[name].Set(boolU32(v)); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
 	p := &propagation{}
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
 		"pids": tracer.Pids, "plans": tracer.Plans, "sock_states": tracer.SockStates,
+		"tcp_out": tracer.TcpOut, "tcp_in": tracer.TcpIn, "tcp_counters": tracer.TcpCounters,
 	}}
 	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
 		return nil, fmt.Errorf("loading the propagation programs: %w", verifierDetail(err))
 	}
-	if err := p.attach(root); err != nil {
+	if err := p.attach(root, headers); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *propagation) attach(cgroup string) error {
-	err := link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target: p.objs.Clients.FD(), Program: p.objs.InsertTraceparent, Attach: ebpf.AttachSkMsgVerdict,
-	})
-	if err != nil {
-		return fmt.Errorf("attaching the sk_msg program to its sock hash: %w", err)
+func (p *propagation) attach(cgroup string, headers bool) error {
+	if headers { // the tcp mode alone needs only sock_ops
+		err := link.RawAttachProgram(link.RawAttachProgramOptions{
+			Target: p.objs.Clients.FD(), Program: p.objs.InsertTraceparent, Attach: ebpf.AttachSkMsgVerdict,
+		})
+		if err != nil {
+			return fmt.Errorf("attaching the sk_msg program to its sock hash: %w", err)
+		}
+		p.skMsg = true
 	}
-	p.skMsg = true
+	var err error
 	p.sockOps, err = link.AttachCgroup(link.CgroupOptions{
 		Path: cgroup, Attach: ebpf.AttachCGroupSockOps, Program: p.objs.TrackClients,
 	})

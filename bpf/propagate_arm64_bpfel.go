@@ -29,6 +29,45 @@ type propagatePlan struct {
 	Line   [72]int8
 }
 
+type propagateTcpIn struct {
+	_       structs.HostLayout
+	Ts      [16]uint64
+	Seq     [16]uint32
+	TraceId [16][16]uint8
+	SpanId  [16][8]uint8
+	Flags   [16]uint8
+	Next    uint32
+	_       [4]byte
+	Cont    struct {
+		_        structs.HostLayout
+		TraceId  [16]uint8
+		SpanId   [8]uint8
+		ParentId [8]uint8
+		Ts       uint64
+		Flags    uint8
+		Pad      [7]uint8
+	}
+	ContSeq uint32
+	_       [4]byte
+}
+
+type propagateTcpOut struct {
+	_   structs.HostLayout
+	Ctx struct {
+		_        structs.HostLayout
+		TraceId  [16]uint8
+		SpanId   [8]uint8
+		ParentId [8]uint8
+		Ts       uint64
+		Flags    uint8
+		Pad      [7]uint8
+	}
+	Seq   uint32
+	State uint8
+	Proto uint8
+	Pad   [2]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -37,8 +76,15 @@ const (
 	propagateMapPids               = "pids"
 	propagateMapPlans              = "plans"
 	propagateMapSockStates         = "sock_states"
+	propagateMapTcpCounters        = "tcp_counters"
+	propagateMapTcpIn              = "tcp_in"
+	propagateMapTcpInBlank         = "tcp_in_blank"
+	propagateMapTcpOut             = "tcp_out"
 	propagateProgInsertTraceparent = "insert_traceparent"
 	propagateProgTrackClients      = "track_clients"
+	propagateVarHeadersOn          = "headers_on"
+	propagateVarTcpOn              = "tcp_on"
+	propagateVarUnusedTcpCounter   = "unused_tcp_counter"
 )
 
 // loadPropagate returns the embedded CollectionSpec for propagate.
@@ -91,16 +137,23 @@ type propagateProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type propagateMapSpecs struct {
-	Clients    *ebpf.MapSpec `ebpf:"clients"`
-	Pids       *ebpf.MapSpec `ebpf:"pids"`
-	Plans      *ebpf.MapSpec `ebpf:"plans"`
-	SockStates *ebpf.MapSpec `ebpf:"sock_states"`
+	Clients     *ebpf.MapSpec `ebpf:"clients"`
+	Pids        *ebpf.MapSpec `ebpf:"pids"`
+	Plans       *ebpf.MapSpec `ebpf:"plans"`
+	SockStates  *ebpf.MapSpec `ebpf:"sock_states"`
+	TcpCounters *ebpf.MapSpec `ebpf:"tcp_counters"`
+	TcpIn       *ebpf.MapSpec `ebpf:"tcp_in"`
+	TcpInBlank  *ebpf.MapSpec `ebpf:"tcp_in_blank"`
+	TcpOut      *ebpf.MapSpec `ebpf:"tcp_out"`
 }
 
 // propagateVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type propagateVariableSpecs struct {
+	HeadersOn        *ebpf.VariableSpec `ebpf:"headers_on"`
+	TcpOn            *ebpf.VariableSpec `ebpf:"tcp_on"`
+	UnusedTcpCounter *ebpf.VariableSpec `ebpf:"unused_tcp_counter"`
 }
 
 // propagateObjects contains all objects after they have been loaded into the kernel.
@@ -123,10 +176,14 @@ func (o *propagateObjects) Close() error {
 //
 // It can be passed to loadPropagateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type propagateMaps struct {
-	Clients    *ebpf.Map `ebpf:"clients"`
-	Pids       *ebpf.Map `ebpf:"pids"`
-	Plans      *ebpf.Map `ebpf:"plans"`
-	SockStates *ebpf.Map `ebpf:"sock_states"`
+	Clients     *ebpf.Map `ebpf:"clients"`
+	Pids        *ebpf.Map `ebpf:"pids"`
+	Plans       *ebpf.Map `ebpf:"plans"`
+	SockStates  *ebpf.Map `ebpf:"sock_states"`
+	TcpCounters *ebpf.Map `ebpf:"tcp_counters"`
+	TcpIn       *ebpf.Map `ebpf:"tcp_in"`
+	TcpInBlank  *ebpf.Map `ebpf:"tcp_in_blank"`
+	TcpOut      *ebpf.Map `ebpf:"tcp_out"`
 }
 
 func (m *propagateMaps) Close() error {
@@ -135,6 +192,10 @@ func (m *propagateMaps) Close() error {
 		m.Pids,
 		m.Plans,
 		m.SockStates,
+		m.TcpCounters,
+		m.TcpIn,
+		m.TcpInBlank,
+		m.TcpOut,
 	)
 }
 
@@ -142,6 +203,9 @@ func (m *propagateMaps) Close() error {
 //
 // It can be passed to loadPropagateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type propagateVariables struct {
+	HeadersOn        *ebpf.Variable `ebpf:"headers_on"`
+	TcpOn            *ebpf.Variable `ebpf:"tcp_on"`
+	UnusedTcpCounter *ebpf.Variable `ebpf:"unused_tcp_counter"`
 }
 
 // propagatePrograms contains all programs after they have been loaded into the kernel.

@@ -12,8 +12,9 @@
  * events.h (the event layout and the ring buffer), threads.h (per-thread
  * values), sockets.h (fd to connection), capture.h (copying user memory),
  * frames.h (HTTP/2 frames past the head), selection.h (which processes),
- * and for context propagation propagation.h, request_head.h and
- * serving.h. */
+ * connections.h (connect, accept, close), and for context propagation
+ * propagation.h, request_head.h, serving.h and planning.h. The fentry hooks
+ * of sockhooks.bpf.c share all of them. */
 #include "headers/kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -27,6 +28,9 @@
 #include "headers/propagation.h"
 #include "headers/request_head.h"
 #include "headers/serving.h"
+#include "headers/connections.h"
+#include "headers/planning.h"
+#include "headers/tls.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -56,32 +60,11 @@ struct args {
 
 THREAD_MAP(inflight, struct args);
 
-/* Set by the loader before the programs are loaded. */
-volatile const __u32 self_tgid = 0;
-/* Non-zero with context_propagation: headers. */
-volatile const __u32 propagate = 0;
-
 /* Syscall numbers differ per architecture; the loader fills them in. */
 volatile const __s64 nr_read = -1, nr_write = -1, nr_readv = -1, nr_writev = -1;
 volatile const __s64 nr_recvfrom = -1, nr_sendto = -1, nr_recvmsg = -1, nr_sendmsg = -1;
 volatile const __s64 nr_sendfile = -1, nr_close = -1, nr_connect = -1;
 volatile const __s64 nr_accept = -1, nr_accept4 = -1;
-
-/* Ports whose connect() selects the calling process: port -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} connect_ports SEC(".maps");
-
-/* A plan is built here: too big for the stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct plan);
-} scratch_plan SEC(".maps");
 
 static __always_inline struct args *remember(__u64 pid_tgid, __u16 op, __u64 fd, __u64 buf, __u64 count_)
 {
@@ -109,36 +92,13 @@ static __always_inline bool take_args(__u64 pid_tgid, struct args *in)
 	return true;
 }
 
-/* ---- Context propagation (only with propagate set) ---- */
-
-/* injectable tells whether the connection behind fd can carry a
- * traceparent in this write: 0 if it can, else why not. */
-static __always_inline __u8 injectable(__u32 fd)
-{
-	struct sock *sk = fd_socket(fd);
-	__u64 cookie = sk ? sock_cookie(sk) : 0;
-	__u8 *st = cookie ? bpf_map_lookup_elem(&sock_states, &cookie) : 0;
-	if (!st)
-		return NOT_INJECTED_UNTRACKED;
-	switch (*st) {
-	case SOCK_ENROLLED:
-		return 0;
-	case SOCK_LEFT:
-		return NOT_INJECTED_REUSED;
-	case SOCK_REFUSED_SOCKMAP:
-		return NOT_INJECTED_SOCKMAP;
-	case SOCK_REFUSED_ZEROCOPY:
-		return NOT_INJECTED_ZEROCOPY;
-	case SOCK_REFUSED_FULL:
-		return NOT_INJECTED_FULL;
-	}
-	return NOT_INJECTED_UNTRACKED;
-}
+/* ---- Context propagation (only with propagate set): planning.h ---- */
 
 /* outgoing is what a write is about to send, from its arguments. */
 static __always_inline bool outgoing(struct moved *m, struct args *a)
 {
 	m->niov = 0;
+	m->count = 0;
 	switch (a->op) {
 	case OP_WRITE:
 		m->base = a->buf;
@@ -154,135 +114,7 @@ static __always_inline bool outgoing(struct moved *m, struct args *a)
 	return m->len > 0;
 }
 
-/* new_plan builds the plan of the request s scanned: a new client span in
- * the trace of the request the thread serves, if any. */
-static __always_inline void new_plan(__u64 pid_tgid, struct head_scan *s)
-{
-	__u32 zero = 0;
-	struct plan *p = bpf_map_lookup_elem(&scratch_plan, &zero);
-	if (!p)
-		return;
-	__builtin_memset(&p->ctx, 0, sizeof(p->ctx));
-	p->state = PLAN_READY;
-	p->offset = s->headers;
-	__u64 now = bpf_ktime_get_ns();
-	struct trace_ctx parent;
-	if (served_by(pid_tgid, s->line_hash, now, &parent)) {
-		__builtin_memcpy(p->ctx.trace_id, parent.trace_id, 16);
-		__builtin_memcpy(p->ctx.parent_id, parent.span_id, 8);
-		p->ctx.flags = parent.flags;
-	} else {
-		random_id(p->ctx.trace_id, 16);
-		p->ctx.flags = 1;
-	}
-	random_id(p->ctx.span_id, 8);
-	p->ctx.ts = now;
-	write_line(p);
-	bpf_map_update_elem(&plans, &pid_tgid, p, BPF_ANY);
-}
-
-/* plan_injection looks at what a write is about to send and, when it begins
- * a request without a traceparent on a connection that can carry one,
- * leaves the sk_msg program a plan; when it cannot, a says why. */
-static __always_inline void plan_injection(__u64 pid_tgid, struct args *a)
-{
-	__u32 zero = 0;
-	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return;
-	e->tail_len = 0;
-	struct moved m;
-	if (!outgoing(&m, a))
-		return;
-	/* The first bytes tell a response or anything else from a request:
-	 * only a request's head is copied whole. */
-	capture(e, &m, 8);
-	if (response_head(e)) {
-		/* At sys_enter, not exit: on loopback the peer may read the
-		 * response and send its next request before this write returns. */
-		end_serving(pid_tgid);
-		return;
-	}
-	if (!may_be_request(e))
-		return;
-	capture(e, &m, CAPTURE_MAX);
-	struct head_scan s = {};
-	if (!scan_head(e, &s) || s.traceparent)
-		return;
-	__u8 why = injectable(a->fd);
-	if (!why && !s.ended)
-		why = NOT_INJECTED_HEAD; /* the head goes on beyond what we saw */
-	if (why) {
-		a->not_injected = why;
-		return;
-	}
-	new_plan(pid_tgid, &s);
-}
-
-/* take_plan ends the plan of a write: the event says what became of it. */
-static __always_inline void take_plan(__u64 pid_tgid, struct args *in, struct event *e)
-{
-	if (in->not_injected) {
-		e->flags |= EVENT_FLAG_NOT_INJECTED;
-		e->reason = in->not_injected;
-		return;
-	}
-	struct plan *p = bpf_map_lookup_elem(&plans, &pid_tgid);
-	if (!p)
-		return;
-	if (p->state == PLAN_DONE) {
-		put_context(e, &p->ctx, EVENT_FLAG_INJECTED);
-	} else {
-		e->flags |= EVENT_FLAG_NOT_INJECTED;
-		e->reason = NOT_INJECTED_FAILED;
-	}
-	bpf_map_delete_elem(&plans, &pid_tgid);
-}
-
-/* ---- Selection and connections ---- */
-
-/* on_connect selects a process that connects to a watched port, before its
- * first byte moves, so client spans of short-lived clients are not missed. */
-static __always_inline void on_connect(struct pt_regs *regs, __u64 pid_tgid)
-{
-	__u32 tgid = pid_tgid >> 32;
-	if (tgid == self_tgid || selected(tgid))
-		return;
-	struct {
-		__u16 family;
-		__be16 port;
-	} sa = {};
-	if (bpf_probe_read_user(&sa, sizeof(sa), (void *)SYSCALL_ARG2(regs)) != 0)
-		return;
-	if (sa.family != AF_INET && sa.family != AF_INET6)
-		return;
-	__u32 port = bpf_ntohs(sa.port);
-	__u8 *watched = bpf_map_lookup_elem(&connect_ports, &port);
-	if (!watched || !*watched)
-		return;
-	set_selected(tgid, true);
-	struct event *e = new_event(EVENT_SELECT, pid_tgid, 0);
-	if (!e)
-		return;
-	e->rport = port;
-	/* The command name, for a process gone before user space looks at it. */
-	if (bpf_get_current_comm(e->data, TASK_COMM_LEN) == 0)
-		e->cap_len = TASK_COMM_LEN;
-	send(e, COUNTER_LOST_CONTROL);
-}
-
-/* send_conn reports a connection event (close, connect, accept) of fd. */
-static __always_inline void send_conn(__u8 kind, __u64 pid_tgid, __u32 fd)
-{
-	struct sock *sk = fd_socket(fd);
-	if (!sk)
-		return;
-	if (kind == EVENT_CLOSE)
-		forget_frames((__u64)sk);
-	struct event *e = new_event(kind, pid_tgid, fd);
-	if (e && fill_tuple(e, sk))
-		send(e, COUNTER_LOST_CONTROL);
-}
+/* ---- Selection and connections: connections.h ---- */
 
 /* syscall_op is what the selected process's syscall nr does with a socket,
  * or 0 for one of no interest. */
@@ -317,7 +149,7 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (nr == nr_connect)
-		on_connect(regs, pid_tgid);
+		on_connect(pid_tgid, SYSCALL_ARG2(regs));
 	/* Nearly every syscall is an unselected process's: one bit test. */
 	if (!selected(pid_tgid >> 32))
 		return 0;
@@ -338,8 +170,10 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	struct args *a = remember(pid_tgid, op, SYSCALL_ARG1(regs), SYSCALL_ARG2(regs), SYSCALL_ARG3(regs));
-	if (a && propagate && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG))
-		plan_injection(pid_tgid, a);
+	struct moved *m;
+	if (a && (propagate || propagate_tcp) && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG) && (m = moved_scratch()) &&
+	    outgoing(m, a))
+		a->not_injected = plan_injection(pid_tgid, m, a->fd, 0);
 	return 0;
 }
 
@@ -350,38 +184,37 @@ static __always_inline void data_event(__u64 pid_tgid, struct args *in, __s64 re
 	struct sock *sk = ret > 0 ? fd_socket(in->fd) : 0;
 	struct event *e = sk ? new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, in->fd) : 0;
 	if (!e || !fill_tuple(e, sk)) {
-		if (propagate && !reading) /* no event will say what became of it */
-			bpf_map_delete_elem(&plans, &pid_tgid);
+		if (!reading) /* no event will say what became of it */
+			drop_plan(pid_tgid);
 		return;
 	}
 	__u32 len = ret > 0xffffffff ? 0xffffffff : (__u32)ret;
 	e->len = len;
-	struct moved m = {.base = in->buf, .len = len};
+	struct moved *m = moved_scratch();
+	if (!m)
+		return;
+	m->base = in->buf;
+	m->len = len;
+	m->niov = 0;
+	m->count = 0;
 	bool readable = true;
 	switch (in->op) {
 	case OP_READV:
 	case OP_WRITEV:
-		readable = moved_iov(&m, in->buf, in->count) > 0;
+		readable = moved_iov(m, in->buf, in->count) > 0;
 		break;
 	case OP_RECVMSG:
 	case OP_SENDMSG:
-		readable = moved_msg(&m, in->buf) > 0;
+		readable = moved_msg(m, in->buf) > 0;
 		break;
 	case OP_SENDFILE: /* the bytes come from a file; only their count matters */
 		readable = false;
 		break;
 	}
-	if (readable) {
-		capture(e, &m, CAPTURE_MAX);
-		walk_frames(e, &m, reading);
-	}
-	if (propagate) {
-		if (reading)
-			serve_request(pid_tgid, e);
-		else
-			take_plan(pid_tgid, in, e);
-	}
-	send_data(e);
+	/* TLS records of a probed library call: its plaintext is sent instead. */
+	if (readable && tls_ciphertext(pid_tgid, e->sock, m, reading))
+		return;
+	send_moved(pid_tgid, e, m, readable, reading, in->not_injected);
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -426,5 +259,7 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct event *e = new_event(EVENT_EXIT, pid_tgid, 0);
 	if (e)
 		send(e, COUNTER_LOST_CONTROL);
+	/* Its pid may be another process's next: tasks.h reads no runtime of it. */
+	bpf_map_delete_elem(&task_procs, &tgid);
 	return 0;
 }

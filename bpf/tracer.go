@@ -25,6 +25,10 @@ const (
 	EventSelect  = uint8(tracerEventKindEVENT_SELECT)
 	EventConnect = uint8(tracerEventKindEVENT_CONNECT)
 	EventAccept  = uint8(tracerEventKindEVENT_ACCEPT)
+	// The task probes' (tasks.go).
+	EventNodeParser = uint8(tracerEventKindEVENT_NODE_PARSER)
+	EventNodeSocket = uint8(tracerEventKindEVENT_NODE_SOCKET)
+	EventGoStream   = uint8(tracerEventKindEVENT_GO_STREAM)
 )
 
 // Event flags, generated from enum event_flag.
@@ -83,6 +87,13 @@ type Options struct {
 	// Propagate makes selected processes' HTTP/1.x requests carry a
 	// traceparent header (context_propagation: headers).
 	Propagate bool
+	// PropagateTCP makes selected processes' requests carry their client
+	// span's context in a TCP header option, and reads it on the other
+	// side (context_propagation: tcp; headers/tcp_option.h).
+	PropagateTCP bool
+	// Hooks chooses the kernel hooks (sockhooks.go); the zero value is
+	// HooksAuto.
+	Hooks Hooks
 
 	// compat loads the programs as for kernels before 5.12 (tests).
 	compat bool
@@ -94,6 +105,10 @@ type Tracer struct {
 	objs  tracerObjects
 	links []link.Link
 	prop  *propagation
+	sock  *socketHooks // nil on the syscall path
+	// HooksErr says why the socket hooks are not used although
+	// Options.Hooks allowed them (HooksAuto): the syscall path is.
+	HooksErr error
 	// PropagationErr says why requests carry no traceparent although
 	// Options.Propagate asked for it; the tracer works without it.
 	PropagationErr error
@@ -108,17 +123,17 @@ func Load(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("raising the memlock limit for eBPF maps: %w", err)
 	}
 	t, err := load(opts)
-	if !opts.Propagate {
+	if !opts.Propagate && !opts.PropagateTCP {
 		return t, err
 	}
 	propErr := err // the tracer's planning needs bpf_loop (5.17)
 	if err == nil {
-		if t.prop, propErr = loadPropagation(&t.objs); propErr == nil {
+		if t.prop, propErr = loadPropagation(&t.objs, opts.Propagate, opts.PropagateTCP); propErr == nil {
 			return t, nil
 		}
 		t.Close() // without the sk_msg program the tracer's plans would only cost
 	}
-	opts.Propagate = false
+	opts.Propagate, opts.PropagateTCP = false, false
 	if t, err = load(opts); err != nil {
 		return nil, err
 	}
@@ -143,6 +158,13 @@ func load(opts Options) (*Tracer, error) {
 		return nil, err
 	}
 	t := &Tracer{}
+	socket, err := t.loadSocketPath(spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	if socket {
+		return t, nil
+	}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		return nil, fmt.Errorf("loading eBPF programs: %w", verifierDetail(err))
 	}
@@ -175,7 +197,8 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		m.Type, m.Flags, m.MaxEntries = ebpf.Array, 0, 1
 	}
 	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8),
-		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern)}
+		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern), "task_regs": boolU32(modern && haveTaskRegs())}
+	consts["propagate_tcp"] = boolU32(opts.PropagateTCP)
 	for name, nr := range syscallNumbers {
 		consts[name] = nr
 	}
@@ -381,12 +404,18 @@ func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
 	if t.prop != nil {
 		ids = append(ids, t.prop.programIDs()...)
 	}
+	if t.sock != nil {
+		ids = append(ids, t.sock.programIDs()...)
+	}
 	return ids
 }
 
 func programIDs(progs ...*ebpf.Program) []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
 	for _, p := range progs {
+		if p == nil { // not loaded: the other path's
+			continue
+		}
 		if info, err := p.Info(); err == nil {
 			if id, ok := info.ID(); ok {
 				ids = append(ids, id)
@@ -402,6 +431,10 @@ func (t *Tracer) Close() error {
 	if t.prop != nil {
 		errs = append(errs, t.prop.Close())
 		t.prop = nil
+	}
+	if t.sock != nil {
+		errs = append(errs, t.sock.Close())
+		t.sock = nil
 	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())

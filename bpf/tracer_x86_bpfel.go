@@ -34,32 +34,35 @@ const (
 )
 
 type tracerEvent struct {
-	_          structs.HostLayout
-	Kind       uint8
-	Family     uint8
-	Lport      uint16
-	Rport      uint16
-	CapLen     uint16
-	Pid        uint32
-	Tid        uint32
-	Fd         uint32
-	Len        uint32
-	TailLen    uint8
-	Flags      uint8
-	TraceFlags uint8
-	Reason     uint8
-	Netns      uint32
-	Ts         uint64
-	Sock       uint64
-	Laddr      [16]uint8
-	Raddr      [16]uint8
-	Tail       [16]uint8
-	TraceId    [16]uint8
-	SpanId     [8]uint8
-	ParentId   [8]uint8
-	ExtLen     uint16
-	Pad2       [6]uint8
-	Data       [24576]uint8
+	_           structs.HostLayout
+	Kind        uint8
+	Family      uint8
+	Lport       uint16
+	Rport       uint16
+	CapLen      uint16
+	Pid         uint32
+	Tid         uint32
+	Fd          uint32
+	Len         uint32
+	TailLen     uint8
+	Flags       uint8
+	TraceFlags  uint8
+	Reason      uint8
+	Netns       uint32
+	Ts          uint64
+	Sock        uint64
+	Laddr       [16]uint8
+	Raddr       [16]uint8
+	Tail        [16]uint8
+	TraceId     [16]uint8
+	SpanId      [8]uint8
+	ParentId    [8]uint8
+	ExtLen      uint16
+	Pad2        [6]uint8
+	Task        uint64
+	TaskTrigger uint64
+	TaskClock   uint64
+	Data        [24576]uint8
 }
 
 type tracerEventFlag uint32
@@ -70,18 +73,23 @@ const (
 	tracerEventFlagEVENT_FLAG_INJECTED     tracerEventFlag = 4
 	tracerEventFlagEVENT_FLAG_NOT_INJECTED tracerEventFlag = 8
 	tracerEventFlagEVENT_FLAG_FRAMES_SHORT tracerEventFlag = 16
+	tracerEventFlagEVENT_FLAG_TLS          tracerEventFlag = 32
+	tracerEventFlagEVENT_FLAG_TCP_OPTION   tracerEventFlag = 64
 )
 
 type tracerEventKind uint32
 
 const (
-	tracerEventKindEVENT_READ    tracerEventKind = 1
-	tracerEventKindEVENT_WRITE   tracerEventKind = 2
-	tracerEventKindEVENT_CLOSE   tracerEventKind = 3
-	tracerEventKindEVENT_EXIT    tracerEventKind = 4
-	tracerEventKindEVENT_SELECT  tracerEventKind = 5
-	tracerEventKindEVENT_CONNECT tracerEventKind = 6
-	tracerEventKindEVENT_ACCEPT  tracerEventKind = 7
+	tracerEventKindEVENT_READ        tracerEventKind = 1
+	tracerEventKindEVENT_WRITE       tracerEventKind = 2
+	tracerEventKindEVENT_CLOSE       tracerEventKind = 3
+	tracerEventKindEVENT_EXIT        tracerEventKind = 4
+	tracerEventKindEVENT_SELECT      tracerEventKind = 5
+	tracerEventKindEVENT_CONNECT     tracerEventKind = 6
+	tracerEventKindEVENT_ACCEPT      tracerEventKind = 7
+	tracerEventKindEVENT_NODE_PARSER tracerEventKind = 8
+	tracerEventKindEVENT_NODE_SOCKET tracerEventKind = 9
+	tracerEventKindEVENT_GO_STREAM   tracerEventKind = 10
 )
 
 type tracerForwardKey struct {
@@ -89,6 +97,12 @@ type tracerForwardKey struct {
 	Tgid     uint32
 	Pad      uint32
 	LineHash uint64
+}
+
+type tracerForwarded struct {
+	_   structs.HostLayout
+	Ctx tracerTraceCtx
+	Dup uint64
 }
 
 type tracerFrameWalk struct {
@@ -124,9 +138,93 @@ type tracerPlan struct {
 }
 
 type tracerProcessServing struct {
-	_      structs.HostLayout
-	Latest tracerTraceCtx
-	Open   int64
+	_           structs.HostLayout
+	Latest      tracerTraceCtx
+	Open        int64
+	Multiplexed uint64
+}
+
+type tracerSslKey struct {
+	_    structs.HostLayout
+	Ssl  uint64
+	Tgid uint32
+	Pad  uint32
+}
+
+type tracerSslSock struct {
+	_    structs.HostLayout
+	Sock uint64
+	How  uint8
+	Pad  [7]uint8
+}
+
+type tracerSslThread struct {
+	_        structs.HostLayout
+	Ssl      uint64
+	Buf      uint64
+	CountAt  uint64
+	LastRead uint64
+	Pending  uint64
+	Fn       uint8
+	Inside   uint8
+	Pad      [6]uint8
+}
+
+type tracerTaskKey struct {
+	_    structs.HostLayout
+	Id   uint64
+	Tgid uint32
+	Pad  uint32
+}
+
+type tracerTaskProc struct {
+	_          structs.HostLayout
+	NodeFields uint64
+	GoidOffset uint32
+	Runtime    uint8
+	Pad        [3]uint8
+}
+
+type tracerTcpCounter uint32
+
+const (
+	tracerTcpCounterTCP_OPT_SENT      tracerTcpCounter = 0
+	tracerTcpCounterTCP_OPT_NO_ROOM   tracerTcpCounter = 1
+	tracerTcpCounterTCP_OPT_MISPLACED tracerTcpCounter = 2
+	tracerTcpCounterTCP_OPT_BUSY      tracerTcpCounter = 3
+	tracerTcpCounterTCP_OPT_RECEIVED  tracerTcpCounter = 4
+	tracerTcpCounterTCP_OPT_MATCHED   tracerTcpCounter = 5
+	tracerTcpCounterTCP_COUNTER_MAX   tracerTcpCounter = 6
+)
+
+type tracerTcpIn struct {
+	_       structs.HostLayout
+	Ts      [16]uint64
+	Seq     [16]uint32
+	TraceId [16][16]uint8
+	SpanId  [16][8]uint8
+	Flags   [16]uint8
+	Next    uint32
+	_       [4]byte
+	Cont    tracerTraceCtx
+	ContSeq uint32
+	_       [4]byte
+}
+
+type tracerTcpOut struct {
+	_     structs.HostLayout
+	Ctx   tracerTraceCtx
+	Seq   uint32
+	State uint8
+	Proto uint8
+	Pad   [2]uint8
+}
+
+type tracerThreadServing struct {
+	_    structs.HostLayout
+	Ctx  tracerTraceCtx
+	Open uint32
+	Pad  uint32
 }
 
 type tracerTraceCtx struct {
@@ -149,6 +247,10 @@ const (
 	tracerMapForwardable       = "forwardable"
 	tracerMapFrameCount        = "frame_count"
 	tracerMapFrameSocks        = "frame_socks"
+	tracerMapGoCallers         = "go_callers"
+	tracerMapGoReaders         = "go_readers"
+	tracerMapGoServing         = "go_serving"
+	tracerMapGoWriters         = "go_writers"
 	tracerMapInflight          = "inflight"
 	tracerMapInflightByTid     = "inflight_by_tid"
 	tracerMapLossyCount        = "lossy_count"
@@ -157,11 +259,21 @@ const (
 	tracerMapPlans             = "plans"
 	tracerMapProcessServing    = "process_serving"
 	tracerMapScratch           = "scratch"
+	tracerMapScratchMoved      = "scratch_moved"
 	tracerMapScratchPlan       = "scratch_plan"
 	tracerMapServing           = "serving"
 	tracerMapServingByTid      = "serving_by_tid"
 	tracerMapSockStates        = "sock_states"
+	tracerMapSslSocks          = "ssl_socks"
+	tracerMapSslThreads        = "ssl_threads"
+	tracerMapTaskProcs         = "task_procs"
+	tracerMapTcpCounters       = "tcp_counters"
+	tracerMapTcpIn             = "tcp_in"
+	tracerMapTcpInBlank        = "tcp_in_blank"
+	tracerMapTcpOut            = "tcp_out"
+	tracerMapTcpPlans          = "tcp_plans"
 	tracerMapThreadBlank       = "thread_blank"
+	tracerMapTlsActive         = "tls_active"
 	tracerProgOnProcessExit    = "on_process_exit"
 	tracerProgOnSysEnter       = "on_sys_enter"
 	tracerProgOnSysExit        = "on_sys_exit"
@@ -180,11 +292,14 @@ const (
 	tracerVarNrWrite           = "nr_write"
 	tracerVarNrWritev          = "nr_writev"
 	tracerVarPropagate         = "propagate"
+	tracerVarPropagateTcp      = "propagate_tcp"
 	tracerVarSelfTgid          = "self_tgid"
+	tracerVarTaskRegs          = "task_regs"
 	tracerVarUnusedCounter     = "unused_counter"
 	tracerVarUnusedEventFlag   = "unused_event_flag"
 	tracerVarUnusedEventKind   = "unused_event_kind"
 	tracerVarUnusedNotInjected = "unused_not_injected"
+	tracerVarUnusedTcpCounter  = "unused_tcp_counter"
 	tracerVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -245,6 +360,10 @@ type tracerMapSpecs struct {
 	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
 	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
 	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
+	GoCallers      *ebpf.MapSpec `ebpf:"go_callers"`
+	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
+	GoServing      *ebpf.MapSpec `ebpf:"go_serving"`
+	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
 	Inflight       *ebpf.MapSpec `ebpf:"inflight"`
 	InflightByTid  *ebpf.MapSpec `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
@@ -253,11 +372,21 @@ type tracerMapSpecs struct {
 	Plans          *ebpf.MapSpec `ebpf:"plans"`
 	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
 	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchMoved   *ebpf.MapSpec `ebpf:"scratch_moved"`
 	ScratchPlan    *ebpf.MapSpec `ebpf:"scratch_plan"`
 	Serving        *ebpf.MapSpec `ebpf:"serving"`
 	ServingByTid   *ebpf.MapSpec `ebpf:"serving_by_tid"`
 	SockStates     *ebpf.MapSpec `ebpf:"sock_states"`
+	SslSocks       *ebpf.MapSpec `ebpf:"ssl_socks"`
+	SslThreads     *ebpf.MapSpec `ebpf:"ssl_threads"`
+	TaskProcs      *ebpf.MapSpec `ebpf:"task_procs"`
+	TcpCounters    *ebpf.MapSpec `ebpf:"tcp_counters"`
+	TcpIn          *ebpf.MapSpec `ebpf:"tcp_in"`
+	TcpInBlank     *ebpf.MapSpec `ebpf:"tcp_in_blank"`
+	TcpOut         *ebpf.MapSpec `ebpf:"tcp_out"`
+	TcpPlans       *ebpf.MapSpec `ebpf:"tcp_plans"`
 	ThreadBlank    *ebpf.MapSpec `ebpf:"thread_blank"`
+	TlsActive      *ebpf.MapSpec `ebpf:"tls_active"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -279,11 +408,14 @@ type tracerVariableSpecs struct {
 	NrWrite           *ebpf.VariableSpec `ebpf:"nr_write"`
 	NrWritev          *ebpf.VariableSpec `ebpf:"nr_writev"`
 	Propagate         *ebpf.VariableSpec `ebpf:"propagate"`
+	PropagateTcp      *ebpf.VariableSpec `ebpf:"propagate_tcp"`
 	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TaskRegs          *ebpf.VariableSpec `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedNotInjected *ebpf.VariableSpec `ebpf:"unused_not_injected"`
+	UnusedTcpCounter  *ebpf.VariableSpec `ebpf:"unused_tcp_counter"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -313,6 +445,10 @@ type tracerMaps struct {
 	Forwardable    *ebpf.Map `ebpf:"forwardable"`
 	FrameCount     *ebpf.Map `ebpf:"frame_count"`
 	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
+	GoCallers      *ebpf.Map `ebpf:"go_callers"`
+	GoReaders      *ebpf.Map `ebpf:"go_readers"`
+	GoServing      *ebpf.Map `ebpf:"go_serving"`
+	GoWriters      *ebpf.Map `ebpf:"go_writers"`
 	Inflight       *ebpf.Map `ebpf:"inflight"`
 	InflightByTid  *ebpf.Map `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
@@ -321,11 +457,21 @@ type tracerMaps struct {
 	Plans          *ebpf.Map `ebpf:"plans"`
 	ProcessServing *ebpf.Map `ebpf:"process_serving"`
 	Scratch        *ebpf.Map `ebpf:"scratch"`
+	ScratchMoved   *ebpf.Map `ebpf:"scratch_moved"`
 	ScratchPlan    *ebpf.Map `ebpf:"scratch_plan"`
 	Serving        *ebpf.Map `ebpf:"serving"`
 	ServingByTid   *ebpf.Map `ebpf:"serving_by_tid"`
 	SockStates     *ebpf.Map `ebpf:"sock_states"`
+	SslSocks       *ebpf.Map `ebpf:"ssl_socks"`
+	SslThreads     *ebpf.Map `ebpf:"ssl_threads"`
+	TaskProcs      *ebpf.Map `ebpf:"task_procs"`
+	TcpCounters    *ebpf.Map `ebpf:"tcp_counters"`
+	TcpIn          *ebpf.Map `ebpf:"tcp_in"`
+	TcpInBlank     *ebpf.Map `ebpf:"tcp_in_blank"`
+	TcpOut         *ebpf.Map `ebpf:"tcp_out"`
+	TcpPlans       *ebpf.Map `ebpf:"tcp_plans"`
 	ThreadBlank    *ebpf.Map `ebpf:"thread_blank"`
+	TlsActive      *ebpf.Map `ebpf:"tls_active"`
 }
 
 func (m *tracerMaps) Close() error {
@@ -336,6 +482,10 @@ func (m *tracerMaps) Close() error {
 		m.Forwardable,
 		m.FrameCount,
 		m.FrameSocks,
+		m.GoCallers,
+		m.GoReaders,
+		m.GoServing,
+		m.GoWriters,
 		m.Inflight,
 		m.InflightByTid,
 		m.LossyCount,
@@ -344,11 +494,21 @@ func (m *tracerMaps) Close() error {
 		m.Plans,
 		m.ProcessServing,
 		m.Scratch,
+		m.ScratchMoved,
 		m.ScratchPlan,
 		m.Serving,
 		m.ServingByTid,
 		m.SockStates,
+		m.SslSocks,
+		m.SslThreads,
+		m.TaskProcs,
+		m.TcpCounters,
+		m.TcpIn,
+		m.TcpInBlank,
+		m.TcpOut,
+		m.TcpPlans,
 		m.ThreadBlank,
+		m.TlsActive,
 	)
 }
 
@@ -371,11 +531,14 @@ type tracerVariables struct {
 	NrWrite           *ebpf.Variable `ebpf:"nr_write"`
 	NrWritev          *ebpf.Variable `ebpf:"nr_writev"`
 	Propagate         *ebpf.Variable `ebpf:"propagate"`
+	PropagateTcp      *ebpf.Variable `ebpf:"propagate_tcp"`
 	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
+	TaskRegs          *ebpf.Variable `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedNotInjected *ebpf.Variable `ebpf:"unused_not_injected"`
+	UnusedTcpCounter  *ebpf.Variable `ebpf:"unused_tcp_counter"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

@@ -103,8 +103,13 @@ func runGRPCClient(target string, calls grpcCalls) {
 		os.Exit(1)
 	}
 	defer conn.Close()
-	client := testpb.NewTestServiceClient(conn)
-	ctx := context.Background()
+	fmt.Println("DONE", grpcWorkload(context.Background(), testpb.NewTestServiceClient(conn), calls))
+	os.Exit(0)
+}
+
+// grpcWorkload makes the calls on client and returns how many did not
+// end as they should.
+func grpcWorkload(ctx context.Context, client testpb.TestServiceClient, calls grpcCalls) int {
 	failed := 0
 	for i := 0; i < calls.unary; i++ {
 		req := &testpb.SimpleRequest{ResponseSize: 10}
@@ -164,6 +169,5 @@ func runGRPCClient(target string, calls grpcCalls) {
 		}()
 	}
 	wg.Wait()
-	fmt.Println("DONE", failed)
-	os.Exit(0)
+	return failed
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +75,18 @@ type eventLoop struct {
 	lastSweep         uint64
 	lastTime          uint64 // of the latest data event
 	lastIdle          time.Time
+	// rescanned: when processes whose TLS showed no plaintext were last
+	// examined again (tls.go).
+	rescanned map[uint32]time.Time
+	// encryptedPublished: TLS connections without plaintext published so
+	// far (tls.go).
+	encryptedPublished uint64
+	// parents is what linking calls to requests needs (parents.go).
+	parents loopParents
+	// nodeAddrs are the addresses watched processes of this node use as
+	// their own (pods' addresses among them): a peer at one of them may be
+	// a watched client whose write is still to be read.
+	nodeAddrs map[netip.Addr]struct{}
 }
 
 func newEventLoop(r *Receiver) *eventLoop {
@@ -87,6 +100,7 @@ func newEventLoop(r *Receiver) *eventLoop {
 		published: newPublished(),
 	}
 	l.conns = conntrack.New(r.opts.Registry, &r.opts.Protocols, l.prepare)
+	l.conns.OnEncrypted, l.rescanned = l.encrypted, map[uint32]time.Time{}
 	return l
 }
 
@@ -138,6 +152,7 @@ func (l *eventLoop) run() {
 func (l *eventLoop) idle() {
 	l.lastIdle = time.Now()
 	l.drainEnded()
+	l.drainRuntimes()
 	l.unpark(false)
 	if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
 		l.flush()
@@ -148,16 +163,21 @@ func (l *eventLoop) idle() {
 }
 
 func (l *eventLoop) handle(ev *events.Event) {
-	key := conntrack.Key{Pid: ev.Pid, Sock: ev.Sock}
+	key := conntrack.Key{Pid: ev.Pid, Sock: ev.Sock, TLS: ev.TLS}
 	switch ev.Kind {
 	case events.Read, events.Write:
 		l.data(key, ev)
 	case events.Connect:
 		l.conns.Open(key, ev.Netns, ev.Local, ev.Remote, protocols.RoleClient, ev.Time)
+		l.connEvent(key, ev)
 	case events.Accept:
 		l.conns.Open(key, ev.Netns, ev.Local, ev.Remote, protocols.RoleServer, ev.Time)
+		l.connEvent(key, ev)
+	case events.NodeParser, events.NodeSocket, events.GoStream:
+		l.taskEvent(ev)
 	case events.Close:
 		l.closeConn(key, ev.Time)
+		l.closeConn(conntrack.Key{Pid: ev.Pid, Sock: ev.Sock, TLS: true}, ev.Time) // its plaintext, if any
 	case events.Exit:
 		if p := l.r.procs.get(ev.Pid); p != nil && p.startedBy(ev.Time) {
 			l.processEnded(p, ev.Time)
@@ -184,7 +204,9 @@ func (l *eventLoop) data(key conntrack.Key, ev *events.Event) {
 	}
 	l.seg = protocols.Segment{Data: ev.Data, Len: int(ev.Len), Tail: ev.Tail, Time: ev.Time, Tid: ev.Tid, Chosen: ev.Chosen,
 		Extents: l.extents(ev)}
+	l.parentsData(key, ev) // what starts now starts in this event (parents.go)
 	l.conns.Segment(key, ev.Netns, ev.Local, ev.Remote, dir, &l.seg)
+	l.parents.feeding = false
 }
 
 // extents are the runs the kernel copied past the head (HTTP/2 frames),
@@ -214,6 +236,24 @@ func (l *eventLoop) prepare(c *conntrack.Conn) {
 	if p := l.r.procs.get(c.Key.Pid); p != nil {
 		c.Info.Service = p.ServiceName
 	}
+	l.noteNodeAddr(c.Info.Local.Addr())
+}
+
+// maxNodeAddrs bounds nodeAddrs; when full it starts over, and learns
+// again from the connections that open.
+const maxNodeAddrs = 4096
+
+func (l *eventLoop) noteNodeAddr(a netip.Addr) {
+	if !a.IsValid() || a.IsLoopback() {
+		return
+	}
+	if _, ok := l.nodeAddrs[a]; ok {
+		return
+	}
+	if l.nodeAddrs == nil || len(l.nodeAddrs) >= maxNodeAddrs {
+		l.nodeAddrs = map[netip.Addr]struct{}{}
+	}
+	l.nodeAddrs[a] = struct{}{}
 }
 
 func (l *eventLoop) closeConn(key conntrack.Key, ts uint64) {
@@ -221,6 +261,7 @@ func (l *eventLoop) closeConn(key conntrack.Key, ts uint64) {
 	if c == nil {
 		return
 	}
+	l.parentsConnClosed(key)
 	// Client requests left waiting on this connection will not be read now.
 	netns := flowNetns(c)
 	l.linker.FlowClosed(correlate.Flow{Netns: netns, Client: c.Info.Local, Server: c.Info.Remote})
@@ -265,6 +306,7 @@ func (l *eventLoop) ended(pid uint32, ts uint64) {
 		}
 	})
 	l.linker.ProcessExited(pid)
+	l.runtimeEnded(pid)
 }
 
 // countChosen counts what became of the traceparent of a request a write
@@ -308,14 +350,15 @@ func (l *eventLoop) started(c *conntrack.Conn, x *protocols.Exchange) {
 	pid := c.Key.Pid
 	if x.Role == protocols.RoleServer {
 		flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Remote, Server: c.Info.Local}
-		x.Tag = l.linker.ServerStarted(pid, x.Tid, flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
+		tcpCaller(x)
+		x.Tag = l.linker.ServerStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
 		return
 	}
 	if l.r.opts.Propagate && x.Traceparent != "" {
 		l.counts.kept++
 	}
 	flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Local, Server: c.Info.Remote}
-	x.Tag = l.linker.ClientStarted(pid, x.Tid, flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Injected))
+	x.Tag = l.linker.ClientStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Injected))
 }
 
 // flowNetns is the network namespace that tells c's flow from another
@@ -348,6 +391,8 @@ func (l *eventLoop) done(c *conntrack.Conn, r protocols.Record) {
 	id := x.Tag.(*correlate.Span)
 	if x.Role == protocols.RoleServer {
 		defer l.linker.ServerDone(c.Key.Pid, id)
+	} else {
+		l.lateParent(c, r, id)
 	}
 	if c.Discarding {
 		// A request whose first bytes went with the loss was counted by
@@ -373,7 +418,7 @@ func (l *eventLoop) done(c *conntrack.Conn, r protocols.Record) {
 // process of this host waits for it (parked) before it goes into a batch.
 func (l *eventLoop) span(c *conntrack.Conn, p *process, r protocols.Record, id *correlate.Span) {
 	x := r.Common()
-	if x.Role == protocols.RoleServer && !c.PeerUnwatched && fromThisHost(&c.Info) && l.linker.Unlinked(id) {
+	if x.Role == protocols.RoleServer && !c.PeerUnwatched && l.fromThisNode(&c.Info) && l.linker.Unlinked(id) {
 		span := ptrace.NewSpan()
 		l.builder.Fill(span, r, &c.Info, &id.Identity)
 		l.parked = append(l.parked, parkedSpan{p: p, c: c, uses: c.Uses, span: span, id: id, since: time.Now()})
@@ -419,10 +464,17 @@ type parkedSpan struct {
 	since time.Time
 }
 
-// fromThisHost: the peer may be a watched process of this node.
-func fromThisHost(conn *protocols.ConnInfo) bool {
+// fromThisNode: the peer may be a watched process of this node: on
+// loopback, at the connection's own address, or at an address a watched
+// process of the node uses (a pod talking to another pod, or to the host,
+// through a veth).
+func (l *eventLoop) fromThisNode(conn *protocols.ConnInfo) bool {
 	peer := conn.Remote.Addr()
-	return peer.IsLoopback() || peer == conn.Local.Addr()
+	if peer.IsLoopback() || peer == conn.Local.Addr() {
+		return true
+	}
+	_, ok := l.nodeAddrs[peer]
+	return ok
 }
 
 // unpark moves parked spans into the batch once they found their client,

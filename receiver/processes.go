@@ -182,6 +182,8 @@ func (r *Receiver) adopt(p discovery.Process) {
 		return
 	}
 	r.logInstrumented(np)
+	r.tlsAdopted(np)
+	r.parentsAdopted(np)
 }
 
 func (r *Receiver) logInstrumented(p *process) {
@@ -235,6 +237,8 @@ func (l *eventLoop) processEnded(p *process, ts uint64) {
 		r.logger().Warn("cannot stop watching exited process", zap.Int("pid", p.Pid), zap.Error(err))
 	}
 	l.ended(uint32(p.Pid), ts)
+	r.tlsEnded(p)
+	r.parentsEnded(p)
 	r.agg.Forget(p)
 	if last {
 		r.opts.Protocols.Routes.Forget(p.ServiceName)

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -49,6 +50,17 @@ type Options struct {
 	// Propagate puts a traceparent header into the HTTP/1.x requests
 	// selected processes send.
 	Propagate bool
+	// PropagateTCP carries the context of selected processes' requests
+	// in a TCP header option, and reads it on the other side.
+	PropagateTCP bool
+	// Network counts flows on the node's interfaces (receiver/network.go).
+	Network NetworkOptions
+	// TLS takes the plaintext of TLS connections from the TLS libraries
+	// of watched processes, with uprobes (receiver/tls.go).
+	TLS bool
+	// Hooks chooses the kernel hooks that see reads and writes
+	// (receiver/hooks.go).
+	Hooks bpf.Hooks
 }
 
 const (
@@ -90,6 +102,14 @@ type Receiver struct {
 	// requestsLostAfterLoss counts requests dropped because events of
 	// their connection were lost before their response was seen.
 	requestsLostAfterLoss atomic.Int64
+
+	net *network // flow metrics; nil unless network.enabled
+	// tcpOptReg reports the TCP option counters (tcpoption.go).
+	tcpOptReg metric.Registration
+
+	tls atomic.Pointer[tlsTracing] // TLS plaintext (tls.go); nil without it
+
+	parents *parentsTracing // runtimes read to link calls to requests (parents.go)
 }
 
 // New returns a receiver that does nothing until Start. scope names the
@@ -126,10 +146,11 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	if err := kernelcheck.Check(); err != nil {
 		return fmt.Errorf("the ebpf receiver cannot run here: %w", err)
 	}
-	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize, Propagate: r.opts.Propagate})
+	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize, Propagate: r.opts.Propagate, PropagateTCP: r.opts.PropagateTCP, Hooks: r.opts.Hooks})
 	if err != nil {
 		return fmt.Errorf("ebpf receiver: %w", err)
 	}
+	r.logHooks(tracer)
 	if tracer.PropagationErr != nil {
 		r.logger().Warn("context_propagation: headers is not possible here; spans are linked on this node without it",
 			zap.Error(tracer.PropagationErr))
@@ -160,6 +181,32 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	r.ended = make(chan *process, endedQueue)
 	loop := newEventLoop(r)
 	if err := r.registerGauges(loop); err != nil {
+		tb.Shutdown()
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	if err := r.registerTLSGauges(); err != nil {
+		tb.Shutdown()
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	if err := r.registerTCPOptionGauges(); err != nil {
+		tb.Shutdown()
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	if err := r.startNetwork(); err != nil {
+		tb.Shutdown()
+		reader.Close()
+		tracer.Close()
+		return err
+	}
+	r.startTLS()
+	if err := r.startParents(); err != nil {
+		r.stopTLS()
 		tb.Shutdown()
 		reader.Close()
 		tracer.Close()
@@ -218,8 +265,10 @@ func (r *Receiver) Shutdown(context.Context) error {
 		r.pods.Shutdown()
 		r.pods = nil
 	}
+	netErr := errors.Join(r.stopNetwork(context.Background()), r.unregisterTCPOptionGauges())
+	tlsErr := errors.Join(r.stopTLS(), r.stopParents())
 	r.tb.Shutdown()
-	return errors.Join(err, r.tracer.Close())
+	return errors.Join(err, netErr, tlsErr, r.tracer.Close())
 }
 
 // watchPods starts watching this node's pods through the API. The

@@ -156,6 +156,7 @@ func (l *eventLoop) publish(ctx context.Context) {
 		tb.ReceiverEbpfParseFailures.Add(ctx, int64(st.Undetected-p.undetected), p.failure(failureKey{"unknown", "undetected_bytes"}))
 		p.undetected = st.Undetected
 	}
+	l.publishTLS(ctx, st)
 	if c.injected > 0 {
 		tb.ReceiverEbpfPropagationRequests.Add(ctx, c.injected, outcomeInjected)
 	}
@@ -165,6 +166,8 @@ func (l *eventLoop) publish(ctx context.Context) {
 	for reason, n := range c.notInjected {
 		tb.ReceiverEbpfPropagationRequests.Add(ctx, n, p.notInjectedReason(reason))
 	}
+
+	l.publishParents(ctx)
 
 	clear(c.failures)
 	clear(c.notInjected)

@@ -5,6 +5,8 @@
 #ifndef TRACER_EVENTS_H
 #define TRACER_EVENTS_H
 
+#include "tasks.h"
+
 /* CAPTURE_MAX bytes of each syscall are copied; a power of two. */
 #define CAPTURE_MAX 4096
 /* An event's data: its head (cap_len bytes), then its extents (ext_len
@@ -24,6 +26,13 @@ enum event_kind {
 	EVENT_SELECT = 5, /* the kernel selected a process (connect to a watched port) */
 	EVENT_CONNECT = 6, /* the process connected a socket: it is the client */
 	EVENT_ACCEPT = 7,  /* the process accepted a connection: it is the server */
+	/* The task probes (tasks.bpf.c): */
+	EVENT_NODE_PARSER = 8, /* Node.js made the HTTP parser of the connection its main thread
+				* accepted last: task_clock is the async context its requests run in */
+	EVENT_NODE_SOCKET = 9, /* Node.js made a socket: its async id is task_clock + 1, made in
+				* the context task (with trigger task_trigger) */
+	EVENT_GO_STREAM = 10,  /* a Go goroutine (task) writes on gRPC stream task_trigger of the
+				* grpc-go transport at task_clock, whose reader's reads name it */
 };
 
 enum event_flag {
@@ -42,6 +51,14 @@ enum event_flag {
 	/* The HTTP/2 frames of the syscall could not all be walked or
 	 * copied: the parser sees gaps where they are missing. */
 	EVENT_FLAG_FRAMES_SHORT = 16,
+	/* The bytes are the plaintext a TLS library read or wrote (tls.bpf.c),
+	 * not the bytes on the wire; sock and the addresses are those of the
+	 * socket the library's connection travels on. */
+	EVENT_FLAG_TLS = 32,
+	/* With EVENT_FLAG_INJECTED: the ids went in a TCP header option
+	 * (context_propagation: tcp, headers/tcp_option.h); with
+	 * EVENT_FLAG_CONTEXT: the caller's ids came in one. */
+	EVENT_FLAG_TCP_OPTION = 64,
 };
 
 /* Why a request went out without a traceparent. */
@@ -90,6 +107,12 @@ struct event {
 	__u16 ext_len; /* bytes of extents after the head: records of a __u32
 			* offset, a __u16 length and the bytes (HTTP/2 frames) */
 	__u8 pad2[6];
+	/* The runtime's task the syscall ran for (tasks.h), 0 when not known:
+	 * Go, the goroutine's id; Node.js, the bits of the doubles of the
+	 * running callback's async id, its trigger's, and the latest id. */
+	__u64 task;
+	__u64 task_trigger;
+	__u64 task_clock;
 	__u8 data[DATA_BYTES];
 };
 
@@ -171,6 +194,11 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 	e->family = 0;
 	e->lport = 0;
 	e->rport = 0;
+	struct task t;
+	task_current(pid_tgid, kind == EVENT_WRITE, &t);
+	e->task = t.id;
+	e->task_trigger = t.trigger;
+	e->task_clock = t.clock;
 	return e;
 }
 

@@ -12,7 +12,7 @@
 #define TRACER_FRAMES_H
 
 #define EXT_MAX (DATA_USED - CAPTURE_MAX) /* bytes of extents an event carries */
-#define FRAMES_MAX 512     /* frames (and chunks of copied ones) walked in one syscall */
+#define FRAMES_MAX 1024    /* frames (and chunks of copied ones, and iovec entries) walked in one syscall */
 #define FRAME_LEN_MAX (1 << 24)
 #define PREFACE_LEN 24
 #define FRAME_HEADER 9
@@ -58,12 +58,18 @@ struct {
 	__type(value, __s64);
 } frame_count SEC(".maps");
 
-/* walk is one syscall's walk over its frames: bytes at offsets of the
- * run that starts at base (a buffer, or a syscall's only iovec entry). */
+/* walk is one syscall's walk over its frames. The syscall's bytes are
+ * runs (its buffer, or its iovec entries one after the other): base + o
+ * is the byte at offset o of the syscall's bytes while o < end, the end of
+ * the current run; next is the iovec entry after it. */
 struct walk {
 	struct event *e;
 	struct frame_dir *d;
 	__u64 base;
+	__u32 end;
+	__u32 next;
+	__u64 iov;     /* the syscall's iovec array (entries read as the walk goes) */
+	__u32 count;   /* its entries; 0 for a buffer */
 	__u32 len;     /* bytes the syscall moved */
 	__u32 o;       /* offset of what comes next: a frame header, or the rest of a frame */
 	__u32 head;    /* bytes captured from offset 0 already */
@@ -114,16 +120,36 @@ static __always_inline bool copied_frame(__u8 type)
 	return false;
 }
 
-/* frame_step takes one frame, or the rest of one; it returns 1 when the
- * syscall's bytes are all walked, or when the walk lost its way (the
- * walk's direction is then forgotten: bpf_loop's caller sees o short). */
+/* next_run moves the walk on to the syscall's next iovec entry; false
+ * when there is none (or none that was read). */
+static __always_inline bool next_run(struct walk *w)
+{
+	struct iovec v;
+	if (w->next >= w->count ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(w->iov + (__u64)w->next * sizeof(v))) != 0)
+		return false;
+	__u32 start = w->end;
+	__u64 l = v.iov_len;
+	w->base = (__u64)v.iov_base - start;
+	w->end = l < w->len - start ? start + l : w->len;
+	w->next++;
+	return true;
+}
+
+/* frame_step takes one frame, or the rest of one, within one run; it
+ * returns 1 when the syscall's bytes are all walked, or when the walk
+ * lost its way (the walk's direction is then forgotten: bpf_loop's
+ * caller sees o short). A frame header cut by the end of a run is held
+ * as one cut by the end of a syscall. */
 static long frame_step(__u64 index, void *arg)
 {
 	struct walk *w = arg;
 	struct frame_dir *d = w->d;
-	__u32 len = w->len;
-	if (w->o >= len)
+	if (w->o >= w->len)
 		return 1;
+	if (w->o >= w->end)
+		return next_run(w) ? 0 : 1;
+	__u32 len = w->end;
 	if (d->left) { /* the rest of a frame: copied a chunk an iteration, or skipped */
 		__u32 n = d->left < len - w->o ? d->left : len - w->o;
 		if (d->copy) {
@@ -146,9 +172,9 @@ static long frame_step(__u64 index, void *arg)
 		return 1;
 	copy_out(w, w->o, take);
 	w->o += take;
-	if (take < need) { /* cut again by the syscall's end */
+	if (take < need) { /* cut again, by the run's end */
 		d->held = held + take;
-		return 1;
+		return 0;
 	}
 	d->held = 0;
 	__u8 *h = d->hdr;
@@ -205,22 +231,26 @@ static __always_inline struct frame_walk *walked_state(struct event *e, __u32 *f
 }
 
 /* walk_frames adds the extents of an HTTP/2 connection's syscall to e.
- * Its bytes must be one run: a syscall with several iovec entries loses
- * the walk (flagged), and the parser finds its way again by itself. */
+ * Its bytes are walked across its iovec entries (writev, sendmsg), up to
+ * IOV_ALL_MAX of them: a syscall with more, or more frames and entries
+ * than FRAMES_MAX, loses the walk (flagged), and the parser finds its way
+ * again by itself. */
 static __always_inline void walk_frames(struct event *e, struct moved *m, bool reading)
 {
 	__u32 from;
 	struct frame_walk *fw = walked_state(e, &from);
 	if (!fw)
 		return;
-	struct walk w = {.e = e, .d = &fw->dir[reading ? 0 : 1], .base = m->base, .len = m->len,
-			 .o = from, .head = e->cap_len};
-	if (m->niov == 1)
-		w.base = (__u64)m->iov[0].iov_base;
-	if (m->niov <= 1)
-		bpf_loop(FRAMES_MAX, frame_step, &w, 0);
-	else
-		w.o = 0; /* not one run: lost */
+	struct walk w = {.e = e, .d = &fw->dir[reading ? 0 : 1], .len = m->len, .o = from, .head = e->cap_len};
+	if (m->niov) { /* runs found as the walk goes */
+		w.iov = m->iov_user;
+		w.count = m->count;
+	} else { /* one buffer: one run */
+		w.base = m->base;
+		w.end = m->len;
+	}
+	bpf_loop(FRAMES_MAX, frame_step, &w, 0);
+	launder(&w.base, sizeof(w) - __builtin_offsetof(struct walk, base));
 	e->ext_len = w.used;
 	if (w.short_)
 		e->flags |= EVENT_FLAG_FRAMES_SHORT;

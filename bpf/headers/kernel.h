@@ -66,6 +66,7 @@ struct pt_regs {
 	unsigned long dx;
 	unsigned long r10;
 	unsigned long r8;
+	unsigned long orig_ax; /* the syscall number, while in a syscall */
 } __attribute__((preserve_access_index));
 #define SYSCALL_ARG1(r) BPF_CORE_READ((r), di)
 #define SYSCALL_ARG2(r) BPF_CORE_READ((r), si)
@@ -73,6 +74,8 @@ struct pt_regs {
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	__u64 regs[31];
+	__u64 orig_x0;   /* the first argument, while in a syscall */
+	__s32 syscallno; /* the syscall number, while in a syscall */
 } __attribute__((preserve_access_index));
 #define SYSCALL_ARG1(r) BPF_CORE_READ((r), regs[0])
 #define SYSCALL_ARG2(r) BPF_CORE_READ((r), regs[1])

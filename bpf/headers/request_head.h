@@ -126,6 +126,7 @@ static __always_inline bool scan_head(struct event *e, struct head_scan *s)
 	s->line_hash = FNV_OFFSET;
 	s->n = e->cap_len < CAPTURE_MAX ? e->cap_len : CAPTURE_MAX;
 	bpf_loop(CAPTURE_MAX, scan_step, s, 0);
+	launder(&s->n, sizeof(*s) - __builtin_offsetof(struct head_scan, n));
 	return !s->bad && s->headers != 0;
 }
 

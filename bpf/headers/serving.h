@@ -9,11 +9,13 @@
 
 /* What a process serves: how many requests (read, not yet answered) and the
  * latest one's context. A call written by a thread that serves nothing
- * (Go writes requests from a goroutine of the HTTP client) belongs to the
- * process's request when it serves only one. */
+ * belongs to the process's request when it serves only one. multiplexed:
+ * one of its threads served two requests at once (an event loop), so its
+ * threads tell nothing of which request a call is for. */
 struct process_serving {
 	struct trace_ctx latest;
 	__s64 open;
+	__u64 multiplexed;
 };
 
 struct {
@@ -33,52 +35,100 @@ struct forward_key {
 	__u64 line_hash;
 };
 
+/* A request that may be forwarded; dup: a second one with the same line
+ * came while it waited, and which of them a call forwards is not known. */
+struct forwarded {
+	struct trace_ctx ctx;
+	__u64 dup;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct forward_key);
-	__type(value, struct trace_ctx);
+	__type(value, struct forwarded);
 } forwardable SEC(".maps");
 
-/* The request a thread is serving, so the calls it makes while serving
- * join that trace. A zero ts marks none. */
-THREAD_MAP(serving, struct trace_ctx);
+/* The request a thread is serving (its latest), and how many it serves:
+ * its calls join that trace only when it serves one. A zero ts marks
+ * none. */
+struct thread_serving {
+	struct trace_ctx ctx;
+	__u32 open;
+	__u32 pad;
+};
 
-static __always_inline void serving_set(__u64 pid_tgid, struct trace_ctx *c)
+THREAD_MAP(serving, struct thread_serving);
+
+/* The request a Go goroutine is serving, by (goroutine id, tgid): Go runs
+ * goroutines on any thread, and the goroutine tells (tasks.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct task_key);
+	__type(value, struct trace_ctx);
+} go_serving SEC(".maps");
+
+/* serving_set records c as what the thread serves, and reports whether
+ * the thread now serves more than one request. */
+static __always_inline bool serving_set(__u64 pid_tgid, struct trace_ctx *c)
 {
-	struct trace_ctx *t = THREAD_GET(serving, pid_tgid, true);
-	if (t)
-		*t = *c;
+	struct thread_serving *t = THREAD_GET(serving, pid_tgid, true);
+	if (!t)
+		return false;
+	if (!t->ctx.ts || c->ts - t->ctx.ts > SERVING_MAX_NS)
+		t->open = 0; /* a stale count: requests that never got a response */
+	t->ctx = *c;
+	t->open++;
+	return t->open > 1;
 }
 
+/* serving_get is the request the thread serves when it serves one. */
 static __always_inline struct trace_ctx *serving_get(__u64 pid_tgid)
 {
-	struct trace_ctx *t = THREAD_GET(serving, pid_tgid, false);
-	return t && t->ts ? t : 0;
+	struct thread_serving *t = THREAD_GET(serving, pid_tgid, false);
+	return t && t->ctx.ts && t->open == 1 ? &t->ctx : 0;
 }
 
 static __always_inline void serving_end(__u64 pid_tgid)
 {
-	struct trace_ctx *t = THREAD_GET(serving, pid_tgid, false);
-	if (t)
-		t->ts = 0;
+	struct thread_serving *t = THREAD_GET(serving, pid_tgid, false);
+	if (!t)
+		return;
+	if (t->open > 0)
+		t->open--;
+	if (t->open == 0)
+		t->ctx.ts = 0;
 }
 
 /* serve_in_process counts a request the process began serving. A count
  * whose latest request is stale is restarted: requests that never got a
  * response (reset connections) must not disable the rule for good. */
-static __always_inline void serve_in_process(__u32 tgid, struct trace_ctx *c)
+static __always_inline void serve_in_process(__u32 tgid, struct trace_ctx *c, bool multiplexed)
 {
 	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
 	if (!ps) {
-		struct process_serving fresh = {.latest = *c, .open = 1};
+		struct process_serving fresh = {.latest = *c, .open = 1, .multiplexed = multiplexed};
 		bpf_map_update_elem(&process_serving, &tgid, &fresh, BPF_ANY);
 		return;
 	}
 	if (c->ts - ps->latest.ts > SERVING_MAX_NS)
 		ps->open = 0;
 	ps->latest = *c;
+	if (multiplexed)
+		ps->multiplexed = 1;
 	__sync_fetch_and_add(&ps->open, 1);
+}
+
+/* remember_forwardable keeps a request a proxy may forward; one with the
+ * same line already waiting makes both unknowable. */
+static __always_inline void remember_forwardable(struct forward_key *fk, struct trace_ctx *c)
+{
+	struct forwarded *old = bpf_map_lookup_elem(&forwardable, fk);
+	struct forwarded f = {.ctx = *c};
+	if (old && c->ts - old->ctx.ts < SERVING_MAX_NS)
+		f.dup = 1;
+	bpf_map_update_elem(&forwardable, fk, &f, BPF_ANY);
 }
 
 /* put_context hands a span's context to user space in the event. */
@@ -106,51 +156,80 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	}
 	random_id(c.span_id, 8);
 	c.ts = bpf_ktime_get_ns();
-	serving_set(pid_tgid, &c);
-	serve_in_process(pid_tgid >> 32, &c);
+	__u32 tgid = pid_tgid >> 32;
+	bool multiplexed = false;
+	if (e->task && task_runtime_of(tgid) == TASK_RUNTIME_GO) {
+		struct task_key k = {.id = e->task, .tgid = tgid};
+		bpf_map_update_elem(&go_serving, &k, &c, BPF_ANY);
+	} else {
+		multiplexed = serving_set(pid_tgid, &c);
+	}
+	serve_in_process(tgid, &c, multiplexed);
 	/* Any request may be forwarded: a proxy reads many before it writes
 	 * its first, so waiting to learn it forwards would miss those. */
-	struct forward_key fk = {.tgid = pid_tgid >> 32, .line_hash = s.line_hash};
-	bpf_map_update_elem(&forwardable, &fk, &c, BPF_ANY);
+	struct forward_key fk = {.tgid = tgid, .line_hash = s.line_hash};
+	remember_forwardable(&fk, &c);
 	put_context(e, &c, EVENT_FLAG_CONTEXT);
 }
 
-/* A response written ends what the thread was serving, and one of the
- * process's requests. */
+/* A response written ends what the thread (or Go goroutine) was serving,
+ * and one of the process's requests. */
 static __always_inline void end_serving(__u64 pid_tgid)
 {
-	serving_end(pid_tgid);
 	__u32 tgid = pid_tgid >> 32;
+	struct task t;
+	if (task_current(pid_tgid, false, &t) == TASK_RUNTIME_GO) {
+		if (t.id) {
+			struct task_key k = {.id = t.id, .tgid = tgid};
+			bpf_map_delete_elem(&go_serving, &k);
+		}
+	} else {
+		serving_end(pid_tgid);
+	}
 	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
 	if (ps && ps->open > 0)
 		__sync_fetch_and_add(&ps->open, -1);
 }
 
 /* served_by finds the request a call written by thread pid_tgid belongs
- * to: the one the process read with the same request line (a proxy
- * forwarding it), else the process's only one, else the one the thread
- * read last. The process rule goes before the thread's because a thread's
- * entry can be stale: Go may read a request on one thread and answer it
- * from another. A forwarded match is copied to *found and forgotten:
- * each request is forwarded once. */
+ * to, when it can be told for sure (the receiver's rules, in
+ * internal/correlate): in Go, the request the writing goroutine (or the
+ * one it writes for) serves; else the one request the process read with
+ * the same request line (a proxy forwarding it; each is forwarded once);
+ * else, in a process whose threads serve a request each, the one the
+ * thread serves; else the process's only one. A wrong parent is worse
+ * than none: several candidates give none. */
 static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now, struct trace_ctx *found)
 {
 	__u32 tgid = pid_tgid >> 32;
+	struct task t;
+	__u8 runtime = task_current(pid_tgid, true, &t);
+	if (runtime == TASK_RUNTIME_GO && t.id) {
+		struct task_key k = {.id = t.id, .tgid = tgid};
+		struct trace_ctx *g = bpf_map_lookup_elem(&go_serving, &k);
+		if (g && now - g->ts < SERVING_MAX_NS) {
+			*found = *g;
+			return true;
+		}
+	}
 	struct forward_key fk = {.tgid = tgid, .line_hash = line_hash};
-	struct trace_ctx *c = bpf_map_lookup_elem(&forwardable, &fk);
-	if (c && now - c->ts < SERVING_MAX_NS) {
-		*found = *c;
+	struct forwarded *f = bpf_map_lookup_elem(&forwardable, &fk);
+	if (f && now - f->ctx.ts < SERVING_MAX_NS) {
+		bool dup = f->dup;
+		*found = f->ctx;
 		bpf_map_delete_elem(&forwardable, &fk);
-		return true;
+		return !dup;
 	}
 	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (runtime == TASK_RUNTIME_THREADS && !(ps && ps->multiplexed)) {
+		struct trace_ctx *c = serving_get(pid_tgid);
+		if (c && now - c->ts < SERVING_MAX_NS) {
+			*found = *c;
+			return true;
+		}
+	}
 	if (ps && ps->open == 1 && now - ps->latest.ts < SERVING_MAX_NS) {
 		*found = ps->latest;
-		return true;
-	}
-	c = serving_get(pid_tgid);
-	if (c && now - c->ts < SERVING_MAX_NS) {
-		*found = *c;
 		return true;
 	}
 	return false;

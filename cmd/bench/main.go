@@ -2,7 +2,11 @@
 // requests/second of a Go HTTP server under wrk without the collector, with
 // the collector not selecting it, and with the collector selecting it, in
 // alternating rounds; plus the collector's CPU time, peak memory, and the
-// kernel programs' run time per request. It prints a Markdown table.
+// kernel programs' run time per request. It prints a Markdown table. Then
+// the same for a grpc-go server under a Go client's concurrent unary calls
+// (calls/second without and with the collector selecting it), and for
+// HTTPS servers (nginx, Go) under wrk, with the TLS uprobes' hits per
+// request (tls.go).
 //
 // Usage: go run ./cmd/bench --collector _build/otelcol-ebpf
 package main
@@ -32,18 +36,54 @@ type mode struct {
 }
 
 func main() {
+	if runNetworkRole(os.Args) {
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		serve(os.Args[2])
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve-grpc" {
+		serveGRPC(os.Args[2])
+		return
+	}
+	if len(os.Args) > 4 && os.Args[1] == "serve-tls" {
+		serveTLS(os.Args[2], os.Args[3], os.Args[4])
 		return
 	}
 	collector := flag.String("collector", "_build/otelcol-ebpf", "the otelcol-ebpf binary")
 	rounds := flag.Int("rounds", 3, "rounds of every mode")
 	duration := flag.Duration("duration", 5*time.Second, "wrk duration of one run")
 	conns := flag.Int("connections", 8, "wrk connections")
+	grpcDuration := flag.Duration("grpc-duration", 5*time.Second, "duration of one gRPC run; 0 skips the gRPC bench")
+	grpcCalls := flag.Int("grpc-concurrency", 16, "unary gRPC calls at once")
+	httpBench := flag.Bool("http", true, "run the HTTP bench")
+	networkDuration := flag.Duration("network-duration", 2*time.Second, "duration of one bulk transfer of the network bench; 0 skips it")
+	tlsDuration := flag.Duration("tls-duration", 3*time.Second, "wrk duration of one run of the TLS bench; 0 skips it")
 	flag.Parse()
-	if err := run(*collector, *rounds, *duration, *conns); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	if *httpBench {
+		if err := run(*collector, *rounds, *duration, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *grpcDuration > 0 {
+		if err := runGRPC(*collector, *rounds, *grpcDuration, *grpcCalls); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *networkDuration > 0 {
+		if err := runNetwork(*collector, *rounds, *networkDuration); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *tlsDuration > 0 {
+		if err := runTLS(*collector, *rounds, *tlsDuration, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 }
 

@@ -30,7 +30,10 @@ const (
 // Key identifies a connection of a watched process: the kernel's socket,
 // and the process (two processes may share a socket after fork).
 type Key struct {
-	Pid  uint32
+	Pid uint32
+	// TLS: the plaintext a TLS library moved over the socket (tls.go),
+	// not its bytes on the wire.
+	TLS  bool
 	Sock uint64
 }
 
@@ -63,12 +66,17 @@ type Conn struct {
 
 	proto  protocols.Protocol
 	parser protocols.Parser
+	// switcher is parser when its connection may switch protocols.
+	switcher Switcher
 	// The first bytes, kept while no protocol can tell; first is the
 	// segment they began with.
 	undecided    []byte
 	undecidedDir protocols.Direction
 	first        protocols.Segment
 	tries        int
+	// TLS (tls.go): the wire stream's bytes are TLS records; plaintext,
+	// the plaintext stream of its socket was seen.
+	encrypted, plaintext bool
 }
 
 // Protocol is the connection's protocol, or nil while it is not known.
@@ -82,6 +90,9 @@ type Stats struct {
 	// Undetected counts segments no protocol knew, dropped before one was
 	// found for their connection (or it was given up).
 	Undetected uint64
+	// Encrypted counts connections whose bytes were TLS and whose
+	// plaintext was never seen (tls.go), when they close.
+	Encrypted uint64
 }
 
 // Table holds the connections of the watched processes. It is used from
@@ -98,6 +109,14 @@ type Table struct {
 	ipTexts map[netip.Addr]string
 	scratch []byte // the kept bytes and the next ones, for the registry
 	stats   Stats
+	// rest and restExt are the part of a segment after a switch of
+	// protocols, reused.
+	rest    protocols.Segment
+	restExt []protocols.Extent
+
+	// OnEncrypted, if set, is called when a connection's bytes turn out
+	// to be TLS before its plaintext was seen (tls.go).
+	OnEncrypted func(*Conn)
 }
 
 // New returns an empty table whose connections get their parsers from
@@ -130,6 +149,7 @@ func (t *Table) Open(key Key, netns uint32, local, remote netip.AddrPort, role p
 	if c.Role == protocols.RoleUnknown && c.parser == nil {
 		c.Role, c.kernelRole = role, role
 	}
+	t.openTLS(key, role)
 	return c
 }
 
@@ -141,10 +161,16 @@ func (t *Table) Segment(key Key, netns uint32, local, remote netip.AddrPort, dir
 		c = t.newConn(key, netns, local, remote, seg.Time)
 	}
 	c.LastNs = seg.Time
+	if c.encrypted {
+		return c // ciphertext (tls.go)
+	}
 	if c.parser == nil && !t.detect(c, dir, seg) {
 		return c
 	}
 	c.parser.Feed(dir, seg, c.Sink)
+	if c.switcher != nil {
+		t.switchOver(c, dir, seg)
+	}
 	return c
 }
 
@@ -177,12 +203,11 @@ func (t *Table) Close(key Key, ts uint64) *Conn {
 	}
 	if c.parser != nil {
 		c.parser.Close(ts, c.Sink)
-		if p := t.spare[c.proto]; len(p) < spareConns {
-			t.spare[c.proto] = append(p, c.parser)
-		}
-	} else if c.tries > 0 && c.tries < detectTries {
+		t.spareParser(c.proto, c.parser)
+	} else if c.tries > 0 && c.tries < detectTries && !c.encrypted {
 		t.stats.Unknown++ // it carried bytes no protocol knew (counted already after detectTries)
 	}
+	t.closeTLS(c)
 	delete(t.conns, key)
 	if len(t.free) < spareConns {
 		t.free = append(t.free, c)
@@ -208,7 +233,8 @@ func (t *Table) newConn(key Key, netns uint32, local, remote netip.AddrPort, ts 
 		c = &Conn{}
 	}
 	c.Key, c.Netns, c.LastNs = key, netns, ts
-	c.Info = protocols.ConnInfo{Local: local, Remote: remote, LocalIP: t.ipText(local.Addr()), RemoteIP: t.ipText(remote.Addr())}
+	c.Info = protocols.ConnInfo{Local: local, Remote: remote, LocalIP: t.ipText(local.Addr()), RemoteIP: t.ipText(remote.Addr()), TLS: key.TLS}
+	t.pairTLS(c)
 	t.prepare(c)
 	t.conns[key] = c
 	return c
@@ -239,6 +265,9 @@ func (t *Table) detect(c *Conn, dir protocols.Direction, seg *protocols.Segment)
 		return false
 	}
 	c.tries++
+	if t.ciphertext(c, seg) {
+		return false
+	}
 	data := seg.Data
 	if len(c.undecided) > 0 {
 		if dir != c.undecidedDir {
@@ -301,4 +330,13 @@ func (t *Table) start(c *Conn, p protocols.Protocol, role protocols.Role) {
 		c.parser = p.NewParser(t.opts)
 	}
 	c.parser.Reset(c.kernelRole)
+	c.switcher, _ = c.parser.(Switcher)
+}
+
+// spareParser keeps p, a closed parser of protocol proto, for a later
+// connection.
+func (t *Table) spareParser(proto protocols.Protocol, p protocols.Parser) {
+	if spare := t.spare[proto]; len(spare) < spareConns {
+		t.spare[proto] = append(spare, p)
+	}
 }

@@ -87,7 +87,7 @@ func TestUnknownProtocolCounted(t *testing.T) {
 	tb, s := newTable(t)
 	key := Key{Pid: 1, Sock: 3}
 	for i := 0; i < detectTries+10; i++ {
-		feed(tb, key, protocols.Inbound, uint64(i), "\x16\x03\x01\x02\x00 binary")
+		feed(tb, key, protocols.Inbound, uint64(i), "\x06\x03\x01\x02\x00 binary") // not TLS: tls_test.go
 	}
 	assert.Equal(t, Stats{Unknown: 1, Undetected: detectTries}, tb.Stats(), "detection stops after detectTries")
 	other := Key{Pid: 1, Sock: 4}

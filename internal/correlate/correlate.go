@@ -4,10 +4,16 @@
 //   - A server span is the child of the client span at the other end of the
 //     same TCP connection, when both processes are watched on this node
 //     (the client wrote the request on flow A->B, the server read it on B<-A).
-//   - A client span is the child of the server span its process is serving:
-//     the in-flight request with the same link keys (what a proxy forwards:
-//     HTTP's method and target), else the one read on the same thread, else
-//     the only one.
+//   - A client span is the child of the server span its process is serving
+//     when that can be told for sure (parents.go): the one in-flight
+//     request with the same link keys (what a proxy forwards: HTTP's method
+//     and target); else the request the call's task serves, where the
+//     runtime's tasks are known (Go's goroutines, Node.js's async
+//     contexts); else, in a process that serves each request on a thread
+//     of its own, the one request of the calling thread; else the only
+//     request in flight. When none of these tells, the call is left
+//     without a parent and counted (Outcomes): a wrong parent is worse
+//     than none.
 //   - A request carrying a W3C traceparent joins that trace when nothing
 //     on this node is a better parent.
 //   - With context propagation, the kernel chose the ids of the requests
@@ -38,6 +44,7 @@ type Span struct {
 	// allocated for every request.
 	resolved    bool
 	server      bool
+	unlinked    int8 // 1 + the Reason the call was counted unlinked for, or 0
 	parent      *Span
 	flow        Flow // client->server, for a server span still looking for its client
 	op, target  string
@@ -58,7 +65,7 @@ type Flow struct {
 type inflight struct {
 	span       *Span
 	op, target string
-	tid        uint32
+	th         Thread
 	forwarded  bool // a client request matched it by content already
 }
 
@@ -78,44 +85,63 @@ const (
 // of a connection or a process appends without allocating; the entries go
 // when their connection closes or their process exits.
 type Linker struct {
-	waiting  map[Flow][]*Span      // client spans whose server has not read them yet
-	inflight map[uint32][]inflight // per pid
+	waiting  map[Flow][]*Span    // client spans whose server has not read them yet
+	inflight map[uint32]*serving // per pid
+	// opened is, per connection a process opened, the request its task
+	// was serving when it did (parents.go); the connection's first call
+	// is that request's.
+	opened map[Flow]*Span
+	// contexts are the async contexts of the connections Node.js
+	// processes serve (SetFlowContext).
+	contexts map[Flow]uint64
+	runtimes map[uint32]Runtime // per pid, when not Threads
+	outcomes Outcomes
 }
 
 // New returns an empty Linker.
 func New() *Linker {
-	return &Linker{waiting: map[Flow][]*Span{}, inflight: map[uint32][]inflight{}}
+	return &Linker{waiting: map[Flow][]*Span{}, inflight: map[uint32]*serving{}, opened: map[Flow]*Span{},
+		contexts: map[Flow]uint64{}, runtimes: map[uint32]Runtime{}}
 }
 
 // ServerStarted gives an identity to a request process pid read (on thread
-// tid) on flow, and makes it a candidate parent of the process's calls.
+// th) on flow, and makes it a candidate parent of the process's calls.
 // chosen is the context the kernel chose for it (context propagation), or
 // nil: its span id is taken, and its trace when nothing links the span.
-func (l *Linker) ServerStarted(pid, tid uint32, flow Flow, op, target, traceparent string, chosen *tracecontext.Identity) *Span {
+func (l *Linker) ServerStarted(pid uint32, th Thread, flow Flow, op, target, traceparent string, chosen *tracecontext.Identity) *Span {
 	s := &Span{Identity: tracecontext.Identity{SpanID: tracecontext.NewSpanID()}, server: true, flow: flow,
 		op: op, target: target, traceparent: traceparent}
 	if chosen != nil {
 		s.SpanID, s.kernelTrace, s.kernelFlags = chosen.SpanID, chosen.TraceID, chosen.Flags
 	}
 	s.parent = l.takeWaiting(s)
-	list := l.inflight[pid]
-	if len(list) < maxInflight {
-		l.inflight[pid] = append(list, inflight{span: s, op: op, target: target, tid: tid})
+	sv := l.served(pid)
+	if len(sv.list) < maxInflight {
+		sv.noteThread(th)
+		sv.list = append(sv.list, inflight{span: s, op: op, target: target, th: th})
+	} else {
+		sv.overflowed = true // a request the rules cannot see: no rule may count on seeing them all
 	}
 	return s
 }
 
 // ClientStarted gives an identity to a request process pid wrote (on thread
-// tid) on flow, finds its parent among the requests the process serves, and
+// th) on flow, finds its parent among the requests the process serves, and
 // leaves it for the server at the other end, if that one is watched. sent
 // is the context the request carried out in a traceparent the kernel put
 // in, if it did.
-func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, op, target, traceparent string, sent *tracecontext.Identity) *Span {
+func (l *Linker) ClientStarted(pid uint32, th Thread, flow Flow, op, target, traceparent string, sent *tracecontext.Identity) *Span {
 	s := &Span{Identity: tracecontext.Identity{SpanID: tracecontext.NewSpanID()}, op: op, target: target, traceparent: traceparent}
-	s.parent = l.servingParent(pid, tid, op, target, traceparent)
 	if sent != nil {
-		// The next hop continues these ids: they are settled.
-		s.Identity, s.parent, s.resolved = *sent, nil, true
+		// The next hop continues these ids, parent included: they are
+		// settled. The kernel chose the parent by the same rules.
+		s.Identity, s.resolved = *sent, true
+		if !sent.ParentID.IsEmpty() {
+			l.outcomes.count(RulePropagated)
+		}
+		l.forgetOpened(flow)
+	} else {
+		s.parent = l.servingParent(pid, th, flow, op, target, traceparent, s)
 	}
 	w := l.waiting[flow]
 	if len(w) >= maxWaitingPerFlow {
@@ -125,32 +151,6 @@ func (l *Linker) ClientStarted(pid, tid uint32, flow Flow, op, target, tracepare
 	}
 	l.waiting[flow] = append(w, s)
 	return s
-}
-
-// servingParent picks, among the requests pid is serving, the one a new
-// outgoing request belongs to.
-func (l *Linker) servingParent(pid, tid uint32, op, target, traceparent string) *Span {
-	list := l.inflight[pid]
-	for i := range list { // oldest first: proxies forward in order
-		if in := &list[i]; !in.forwarded && in.op == op && in.target == target {
-			in.forwarded = true
-			return in.span
-		}
-	}
-	if traceparent != "" {
-		if _, ok := tracecontext.Parse(traceparent); ok {
-			return nil // the application propagates context itself
-		}
-	}
-	for i := len(list) - 1; i >= 0; i-- { // newest first: the thread's current request
-		if list[i].tid == tid {
-			return list[i].span
-		}
-	}
-	if len(list) == 1 {
-		return list[0].span
-	}
-	return nil
 }
 
 // takeWaiting finds the client request a server read on its connection:
@@ -177,12 +177,14 @@ func (l *Linker) takeWaiting(server *Span) *Span {
 	return s
 }
 
-// ServerDone removes a served request from the candidate parents.
+// ServerDone removes a served request from the candidate parents: it was
+// answered, or it will never be (its parser abandoned it).
 func (l *Linker) ServerDone(pid uint32, s *Span) {
-	list, ok := l.inflight[pid]
+	sv, ok := l.inflight[pid]
 	if !ok {
 		return
 	}
+	list := sv.list
 	for i := range list {
 		if list[i].span == s {
 			copy(list[i:], list[i+1:])
@@ -191,18 +193,28 @@ func (l *Linker) ServerDone(pid uint32, s *Span) {
 			break
 		}
 	}
-	if len(list) == 0 && cap(list) > keepInflight {
-		delete(l.inflight, pid)
-	} else {
-		l.inflight[pid] = list
+	sv.list = list
+	if len(list) == 0 {
+		sv.overflowed = false
+		if cap(list) > keepInflight {
+			sv.list = nil // a burst's room is let go
+		}
 	}
 }
 
-// FlowClosed forgets the client requests waiting on a closed connection.
-func (l *Linker) FlowClosed(flow Flow) { delete(l.waiting, flow) }
+// FlowClosed forgets the client requests waiting on a closed connection,
+// and what was known of it.
+func (l *Linker) FlowClosed(flow Flow) {
+	delete(l.waiting, flow)
+	delete(l.opened, flow)
+	delete(l.contexts, flow)
+}
 
-// ProcessExited forgets what process pid was serving.
-func (l *Linker) ProcessExited(pid uint32) { delete(l.inflight, pid) }
+// ProcessExited forgets what process pid was serving, and its runtime.
+func (l *Linker) ProcessExited(pid uint32) {
+	delete(l.inflight, pid)
+	delete(l.runtimes, pid)
+}
 
 // Compact drops the empty lists kept for reuse. The loop calls it now and
 // then: a process whose exit event was lost would keep its list forever.
@@ -212,8 +224,8 @@ func (l *Linker) Compact() {
 			delete(l.waiting, flow)
 		}
 	}
-	for pid, list := range l.inflight {
-		if len(list) == 0 {
+	for pid, sv := range l.inflight {
+		if len(sv.list) == 0 {
 			delete(l.inflight, pid)
 		}
 	}
@@ -224,8 +236,8 @@ func (l *Linker) Size() (waiting, inflight int) {
 	for _, w := range l.waiting {
 		waiting += len(w)
 	}
-	for _, in := range l.inflight {
-		inflight += len(in)
+	for _, sv := range l.inflight {
+		inflight += len(sv.list)
 	}
 	return waiting, inflight
 }
@@ -246,6 +258,9 @@ func (l *Linker) Resolve(s *Span) {
 		return
 	}
 	s.resolved = true // set first: a cycle (impossible by construction) cannot recurse
+	if s.unlinked != 0 {
+		l.outcomes.Unlinked[s.unlinked-1]++
+	}
 	if s.server && s.parent == nil {
 		s.parent = l.takeWaiting(s) // the client's write may have been reported late
 	}

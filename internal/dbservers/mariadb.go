@@ -89,6 +89,9 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	return m
 }
 
+// Pid is the process id of the server, mariadbd.
+func (m *MariaDB) Pid() int { return m.cmd.Process.Pid }
+
 // DSN is a go-sql-driver/mysql data source name for MariaDBUser on the
 // database db ("" for none).
 func (m *MariaDB) DSN(db string) string {

@@ -110,6 +110,23 @@ func StartPostgresOn(t testing.TB, port int) *Postgres {
 	return p
 }
 
+// Pid is the process id of the postmaster, which accepts connections
+// and forks a backend process for each (the process that then reads and
+// writes its bytes). It is not the process the test started when that
+// is runuser.
+func (p *Postgres) Pid() (int, error) {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("reading the postmaster's pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	return pid, nil
+}
+
 // DSN is a libpq URL for PostgresUser on database db ("" for the user's
 // default), without TLS. Callers may add parameters with "&".
 func (p *Postgres) DSN(db string) string {

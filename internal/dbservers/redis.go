@@ -70,6 +70,9 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
+// Pid is the process id of the server, redis-server.
+func (r *Redis) Pid() int { return r.cmd.Process.Pid }
+
 // CLI returns redis-cli connected to the server, with args after the
 // connection options.
 func (r *Redis) CLI(args ...string) *exec.Cmd {

@@ -155,8 +155,8 @@ func TestScanSelectors(t *testing.T) {
 	f.process(t, 400, "/usr/bin/self", "self", 4, "", 5004)
 	f.listen(t, "tcp", 8080, 5001, "0A")
 	f.listen(t, "tcp6", 9000, 5002, "0A")
-	f.listen(t, "tcp", 7000, 5003, "01") // established, not listening
 	f.listen(t, "tcp", 8081, 5004, "0A")
+	f.listen(t, "tcp", 7000, 5003, "01") // established, not listening: after the listeners, as the kernel lists them
 
 	ports, err := ParsePorts("8080-8081")
 	require.NoError(t, err)

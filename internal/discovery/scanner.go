@@ -183,13 +183,22 @@ func (s *Scanner) netDirs() ([]string, error) {
 	return dirs, nil
 }
 
+// readSockets reads the listening sockets of a /proc/PID/net/tcp{,6}. The
+// kernel lists the sockets of its listening hash first, then those of its
+// established hash (every other state, no listener among them): reading
+// stops at the first socket that is not listening, and the kernel never
+// formats the host's connections, which it walks for every namespace's
+// file (4000 connections cost a scan 30 ms of CPU here).
 func (s *Scanner) readSockets(f *os.File, inodes map[uint64]bool) error {
 	sc := bufio.NewScanner(f)
 	sc.Scan() // the header line
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 || fields[3] != "0A" { // 0A: TCP_LISTEN
+		if len(fields) < 10 {
 			continue
+		}
+		if fields[3] != "0A" { // 0A: TCP_LISTEN
+			return nil
 		}
 		_, portHex, ok := strings.Cut(fields[1], ":")
 		if !ok {

@@ -26,6 +26,16 @@ const (
 	Select  Kind = Kind(bpf.EventSelect)  // the kernel selected a process that connected to a watched port
 	Connect Kind = Kind(bpf.EventConnect) // the process connected a socket: it is the connection's client
 	Accept  Kind = Kind(bpf.EventAccept)  // the process accepted a connection: it is the server
+	// What the task probes report (bpf/tasks.bpf.c): Node.js made the
+	// HTTP parser of the connection its main thread accepted last
+	// (TaskClock is the async context its requests run in); Node.js made
+	// a socket (its async id is TaskClock + 1, made in context Task with
+	// trigger TaskTrigger); a Go goroutine (Task) writes on gRPC stream
+	// TaskTrigger of the grpc-go transport at TaskClock (the reads of the
+	// transport's reader goroutine carry that address in TaskTrigger).
+	NodeParser Kind = Kind(bpf.EventNodeParser)
+	NodeSocket Kind = Kind(bpf.EventNodeSocket)
+	GoStream   Kind = Kind(bpf.EventGoStream)
 )
 
 const (
@@ -58,9 +68,18 @@ type Event struct {
 	// FramesShort: the kernel could not walk or copy all the HTTP/2 frames
 	// of the syscall.
 	FramesShort bool
+	// TLS: the bytes are the plaintext a TLS library read or wrote, on
+	// the socket its connection travels on, not the bytes on the wire.
+	TLS bool
 	// Chosen is what the kernel chose for the request the event begins,
 	// with context propagation on; Chosen.Kind says whether it did.
 	Chosen tracecontext.Chosen
+	// Task, TaskTrigger and TaskClock are the runtime's task the syscall
+	// ran for, 0 when not known (bpf/headers/tasks.h): in Go the
+	// goroutine id (of the goroutine a write was made for); in Node.js
+	// the bits of the float64 async ids of the running callback, of what
+	// scheduled it, and of the latest one given out.
+	Task, TaskTrigger, TaskClock uint64
 }
 
 // The offsets of the fields of bpf.Event.
@@ -90,6 +109,9 @@ const (
 	offSpanID     = unsafe.Offsetof(ev.SpanId)
 	offParentID   = unsafe.Offsetof(ev.ParentId)
 	offExtLen     = unsafe.Offsetof(ev.ExtLen)
+	offTask       = unsafe.Offsetof(ev.Task)
+	offTaskTrig   = unsafe.Offsetof(ev.TaskTrigger)
+	offTaskClock  = unsafe.Offsetof(ev.TaskClock)
 )
 
 // extentHeader is the size of an extent record's header.
@@ -115,6 +137,7 @@ func Decode(raw []byte, e *Event) error {
 	e.Kind = Kind(raw[offKind])
 	e.AfterLoss = raw[offFlags]&bpf.EventFlagAfterLoss != 0
 	e.FramesShort = raw[offFlags]&bpf.EventFlagFramesShort != 0
+	e.TLS = raw[offFlags]&bpf.EventFlagTLS != 0
 	e.Pid = le.Uint32(raw[offPid:])
 	e.Tid = le.Uint32(raw[offTid:])
 	e.FD = le.Uint32(raw[offFd:])
@@ -126,6 +149,7 @@ func Decode(raw []byte, e *Event) error {
 	e.Local = addrPort(family, raw[offLaddr:offLaddr+16], le.Uint16(raw[offLport:]))
 	e.Remote = addrPort(family, raw[offRaddr:offRaddr+16], le.Uint16(raw[offRport:]))
 	e.Tail = raw[offTail : offTail+uintptr(tailLen)]
+	e.Task, e.TaskTrigger, e.TaskClock = le.Uint64(raw[offTask:]), le.Uint64(raw[offTaskTrig:]), le.Uint64(raw[offTaskClock:])
 	decodeChosen(raw, &e.Chosen)
 	e.Data = raw[bpf.HeaderSize : bpf.HeaderSize+capLen]
 	e.Extents = nil
@@ -194,6 +218,9 @@ func Encode(e *Event) []byte {
 	le.PutUint64(raw[offTs:], e.Time)
 	le.PutUint64(raw[offSock:], e.Sock)
 	le.PutUint32(raw[offNetns:], e.Netns)
+	le.PutUint64(raw[offTask:], e.Task)
+	le.PutUint64(raw[offTaskTrig:], e.TaskTrigger)
+	le.PutUint64(raw[offTaskClock:], e.TaskClock)
 	if e.AfterLoss {
 		raw[offFlags] |= bpf.EventFlagAfterLoss
 	}
@@ -208,6 +235,9 @@ func Encode(e *Event) []byte {
 	}
 	if e.FramesShort {
 		raw[offFlags] |= bpf.EventFlagFramesShort
+	}
+	if e.TLS {
+		raw[offFlags] |= bpf.EventFlagTLS
 	}
 	return raw
 }

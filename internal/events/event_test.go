@@ -103,7 +103,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	in := event(Read, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), "abc", 3, "")
 	good := Encode(&in)
 	var e Event
-	assert.ErrorContains(t, Decode(good[:50], &e), "shorter than its 136-byte header")
+	assert.ErrorContains(t, Decode(good[:50], &e), fmt.Sprintf("shorter than its %d-byte header", bpf.HeaderSize))
 	assert.ErrorContains(t, Decode(good[:len(good)-1], &e), "claims 3 captured bytes and 0 of extents but carries 2")
 	bad := append([]byte(nil), good...)
 	bad[offTailLen] = 17

@@ -1,6 +1,7 @@
 package k8s // import "github.com/otelcol-ebpf/ebpfreceiver/internal/k8s"
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -165,12 +166,51 @@ func hostnameIn(root *os.Root) string {
 	return h
 }
 
-// sameUTS reports whether pid shares pid 1's UTS namespace, or that cannot
-// be told: then its hostname is not its pod's.
+// sameUTS reports whether pid shares the host's UTS namespace, or that
+// cannot be told: then its hostname is not its pod's.
 func sameUTS(procRoot string, pid int) bool {
 	mine, err1 := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "uts"))
-	host, err2 := os.Readlink(filepath.Join(procRoot, "1", "ns", "uts"))
+	host, err2 := hostUTSNamespace(procRoot)
 	return err1 != nil || err2 != nil || mine == host
+}
+
+// hostUTSNamespace names the host's UTS namespace: pid 1's, else
+// kthreadd's. Some inits (a microVM's, a hardened node's) refuse even root
+// a look at their namespaces; kernel threads are in the initial namespaces
+// always, and pid 2 is the kernel's thread creator when its flags say it
+// is a kernel thread (a pid 2 of a container's PID namespace never is).
+func hostUTSNamespace(procRoot string) (string, error) {
+	ns, err := os.Readlink(filepath.Join(procRoot, "1", "ns", "uts"))
+	if err == nil {
+		return ns, nil
+	}
+	if !isKernelThread(procRoot, 2) {
+		return "", err
+	}
+	return os.Readlink(filepath.Join(procRoot, "2", "ns", "uts"))
+}
+
+// pfKthread is PF_KTHREAD, the kernel's flag of its own threads, in field 9
+// of /proc/PID/stat.
+const pfKthread = 0x00200000
+
+func isKernelThread(procRoot string, pid int) bool {
+	b, err := readSmall(os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "stat")))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ppid pgrp session tty_nr tpgid flags ...; comm may
+	// hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfKthread != 0
 }
 
 // openRegular opens name inside root for reading, without blocking on a

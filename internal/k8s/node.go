@@ -20,8 +20,8 @@ const NodeNameEnv = "K8S_NODE_NAME"
 //     root when the collector runs in the host's pid namespace, as the
 //     agent must to watch other processes);
 //  3. the kernel's hostname (procRoot/sys/kernel/hostname), only when the
-//     collector shares pid 1's UTS namespace, so that it is the host's and
-//     not its own pod's;
+//     collector shares the host's UTS namespace (pid 1's, else kthreadd's),
+//     so that it is the host's and not its own pod's;
 //  4. os.Hostname().
 //
 // Names from 2 to 4 are lower-cased, as kubelet does with the hostname it
@@ -43,8 +43,8 @@ func nodeName(procRoot string, getenv func(string) string, hostname func() (stri
 		}
 	}
 	self, err1 := os.Readlink(filepath.Join(procRoot, "self", "ns", "uts"))
-	init, err2 := os.Readlink(filepath.Join(procRoot, "1", "ns", "uts"))
-	if err1 == nil && err2 == nil && self == init {
+	host, err2 := hostUTSNamespace(procRoot)
+	if err1 == nil && err2 == nil && self == host {
 		if b, err := readSmall(os.Open(filepath.Join(procRoot, "sys", "kernel", "hostname"))); err == nil {
 			if h := strings.ToLower(strings.TrimSpace(string(b))); h != "" {
 				return h, "the host's kernel hostname"

@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	mu                              sync.Mutex
 	registrations                   []metric.Registration
 	ReceiverEbpfCardinalityLimited  metric.Int64ObservableCounter
+	ReceiverEbpfClientParents       metric.Int64Counter
 	ReceiverEbpfConnections         metric.Int64ObservableGauge
 	ReceiverEbpfDatapoints          metric.Int64Counter
 	ReceiverEbpfEventsLost          metric.Int64ObservableCounter
@@ -41,6 +42,9 @@ type TelemetryBuilder struct {
 	ReceiverEbpfRequests            metric.Int64Counter
 	ReceiverEbpfRequestsLost        metric.Int64ObservableCounter
 	ReceiverEbpfSpans               metric.Int64Counter
+	ReceiverEbpfTLSEvents           metric.Int64ObservableCounter
+	ReceiverEbpfTLSProcesses        metric.Int64ObservableGauge
+	ReceiverEbpfUprobeHits          metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -159,6 +163,51 @@ func (builder *TelemetryBuilder) RegisterReceiverEbpfRequestsLostCallback(cb met
 	return nil
 }
 
+// RegisterReceiverEbpfTLSEventsCallback sets callback for observable ReceiverEbpfTLSEvents metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfTLSEventsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfTLSEvents, obs: o})
+		return nil
+	}, builder.ReceiverEbpfTLSEvents)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverEbpfTLSProcessesCallback sets callback for observable ReceiverEbpfTLSProcesses metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfTLSProcessesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfTLSProcesses, obs: o})
+		return nil
+	}, builder.ReceiverEbpfTLSProcesses)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverEbpfUprobeHitsCallback sets callback for observable ReceiverEbpfUprobeHits metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfUprobeHitsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfUprobeHits, obs: o})
+		return nil
+	}, builder.ReceiverEbpfUprobeHits)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -191,6 +240,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_ebpf_cardinality_limited",
 		metric.WithDescription("Observations a cardinality limit changed, by limit (attribute `limit` = routes, requests whose http.route became _OTHER because their service had routes.max_per_service routes already; rpc_methods, RPCs whose rpc.method became _OTHER because their service had 1000 methods already; series, RED observations dropped because the receiver held its maximum number of metric series). [Development]"),
 		metric.WithUnit("{observation}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfClientParents, err = builder.meter.Int64Counter(
+		"otelcol_receiver_ebpf_client_parents",
+		metric.WithDescription("Requests watched processes made while serving others, by how their parent was chosen (attribute `outcome` = linked, with `rule` = task (the request the call's goroutine or Node.js async context serves), forwarded (the one request with the call's method and target, as a proxy forwards it), thread (the one request of the calling thread, in a process whose threads serve one request at a time), opened (the request whose task opened the call's connection), only_request (the process served one) or propagated (the kernel's choice, which went out in a traceparent)) or why none was (`outcome` = unlinked, with `reason` = ambiguous_forward, several_on_task or several_in_process). A call left unlinked starts a trace of its own; a wrong parent is never guessed. [Development]"),
+		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfConnections, err = builder.meter.Int64ObservableGauge(
@@ -231,7 +286,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfParseFailures, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_parse_failures",
-		metric.WithDescription("What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]"),
+		metric.WithDescription("What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew; protocol `tls` with reason no_plaintext counts TLS connections whose plaintext was never seen, their process's TLS library not being probed), counted as it happens. Nothing a parser cannot use becomes a span. [Development]"),
 		metric.WithUnit("{failure}"),
 	)
 	errs = errors.Join(errs, err)
@@ -263,6 +318,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_ebpf_spans",
 		metric.WithDescription("Spans by outcome (attribute `outcome` = sent; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]"),
 		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfTLSEvents, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_ebpf_tls_events",
+		metric.WithDescription("Plaintext events of TLS library calls (uprobes), counted in the kernel, by library (attribute `library` = openssl, which includes BoringSSL and OpenSSL embedded in an executable; go, Go's crypto/tls) and outcome (attribute `outcome` = sent, handed to the ring buffer, whose losses receiver_ebpf_events_lost counts; not_tied, calls whose connection could not be tied to a TCP socket, not reported). [Development]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfTLSProcesses, err = builder.meter.Int64ObservableGauge(
+		"otelcol_receiver_ebpf_tls_processes",
+		metric.WithDescription("Watched processes by how their TLS is traced (attribute `tracing` = plaintext, a TLS library they use is probed; socket_only, they use TLS the probes cannot follow, with attribute `reason` = unsupported_library, openssl_symbols_missing, go_version, go_functions_missing, go_code, go_layout_unknown or attach_failed). Processes that use no TLS library are not counted. [Development]"),
+		metric.WithUnit("{process}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfUprobeHits, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_ebpf_uprobe_hits",
+		metric.WithDescription("Runs of the TLS uprobes, by probe (attribute `probe` = ssl_entry, ssl_return, go_entry, go_return), in every process that runs a probed file, watched or not. Each run is a trap into the kernel that costs microseconds; divided by the requests served it is the cost per request. [Development]"),
+		metric.WithUnit("{hit}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -37,6 +37,22 @@ func AssertEqualReceiverEbpfCardinalityLimited(t *testing.T, tt *componenttest.T
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualReceiverEbpfClientParents(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_client_parents",
+		Description: "Requests watched processes made while serving others, by how their parent was chosen (attribute `outcome` = linked, with `rule` = task (the request the call's goroutine or Node.js async context serves), forwarded (the one request with the call's method and target, as a proxy forwards it), thread (the one request of the calling thread, in a process whose threads serve one request at a time), opened (the request whose task opened the call's connection), only_request (the process served one) or propagated (the kernel's choice, which went out in a traceparent)) or why none was (`outcome` = unlinked, with `reason` = ambiguous_forward, several_on_task or several_in_process). A call left unlinked starts a trace of its own; a wrong parent is never guessed. [Development]",
+		Unit:        "{request}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_client_parents")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualReceiverEbpfConnections(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_connections",
@@ -130,7 +146,7 @@ func AssertEqualReceiverEbpfMapEntries(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualReceiverEbpfParseFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_parse_failures",
-		Description: "What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew), counted as it happens. Nothing a parser cannot use becomes a span. [Development]",
+		Description: "What the protocol parsers could not use, by protocol and reason (attributes `protocol`, e.g. http1, and `reason`, e.g. not_http, pending_overflow, head_too_large, unmatched_response; protocol `unknown` with reason undetected_bytes counts segments dropped before their connection's protocol was known, and with unknown_protocol connections whose bytes no parser knew; protocol `tls` with reason no_plaintext counts TLS connections whose plaintext was never seen, their process's TLS library not being probed), counted as it happens. Nothing a parser cannot use becomes a span. [Development]",
 		Unit:        "{failure}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -217,6 +233,52 @@ func AssertEqualReceiverEbpfSpans(t *testing.T, tt *componenttest.Telemetry, dps
 		},
 	}
 	got, err := tt.GetMetric("otelcol_receiver_ebpf_spans")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverEbpfTLSEvents(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_tls_events",
+		Description: "Plaintext events of TLS library calls (uprobes), counted in the kernel, by library (attribute `library` = openssl, which includes BoringSSL and OpenSSL embedded in an executable; go, Go's crypto/tls) and outcome (attribute `outcome` = sent, handed to the ring buffer, whose losses receiver_ebpf_events_lost counts; not_tied, calls whose connection could not be tied to a TCP socket, not reported). [Development]",
+		Unit:        "{event}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_tls_events")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverEbpfTLSProcesses(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_tls_processes",
+		Description: "Watched processes by how their TLS is traced (attribute `tracing` = plaintext, a TLS library they use is probed; socket_only, they use TLS the probes cannot follow, with attribute `reason` = unsupported_library, openssl_symbols_missing, go_version, go_functions_missing, go_code, go_layout_unknown or attach_failed). Processes that use no TLS library are not counted. [Development]",
+		Unit:        "{process}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_tls_processes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverEbpfUprobeHits(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_uprobe_hits",
+		Description: "Runs of the TLS uprobes, by probe (attribute `probe` = ssl_entry, ssl_return, go_entry, go_return), in every process that runs a probed file, watched or not. Each run is a trap into the kernel that costs microseconds; divided by the requests served it is the cost per request. [Development]",
+		Unit:        "{hit}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_uprobe_hits")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

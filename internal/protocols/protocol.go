@@ -125,6 +125,9 @@ type ConnInfo struct {
 	// Service is the watched process's service.name: limits such as the
 	// number of distinct HTTP routes are kept per service.
 	Service string
+	// TLS: the bytes are the plaintext a TLS library moved, not the
+	// bytes on the wire (HTTP's url.scheme is then https).
+	TLS bool
 }
 
 // Record is one finished exchange of some protocol.
@@ -154,6 +157,25 @@ type Sink interface {
 	// snake_case reason ("not_http", "unknown_message", ...). It is for
 	// self-telemetry: nothing a parser cannot parse becomes a span.
 	Failed(reason string)
+}
+
+// Abandoner is a Sink that wants to know of a request that was Started
+// but will never be Done: its parser dropped it (its answer was lost, or
+// could not be paired with it for sure). The correlation then forgets it
+// as a parent of the process's calls, which it would otherwise keep until
+// the process exits. Parsers tell it through Abandon.
+type Abandoner interface {
+	// Abandoned is called, instead of Done, for an exchange that was
+	// Started; x carries the Tag Started gave it.
+	Abandoned(x *Exchange)
+}
+
+// Abandon tells out, when it is an Abandoner, that x was Started and will
+// never be Done. A Sink that is not one needs no word of it.
+func Abandon(out Sink, x *Exchange) {
+	if a, ok := out.(Abandoner); ok {
+		a.Abandoned(x)
+	}
 }
 
 // Parser is the parser and stitcher of one connection. It is not safe for

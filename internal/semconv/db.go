@@ -12,7 +12,12 @@ import (
 const (
 	PostgreSQL = "postgresql"
 	MySQL      = "mysql"
-	Redis      = "redis"
+	MariaDB    = "mariadb"
+	// OtherSQL is the conventions' fallback for a SQL system the
+	// receiver cannot tell (a MySQL-protocol connection whose greeting,
+	// which names MySQL or MariaDB, was not seen).
+	OtherSQL = "other_sql"
+	Redis    = "redis"
 )
 
 // DBDurationBounds are the conventions' buckets for database operations,

@@ -196,7 +196,8 @@ func (h *HTTP) Fill(span ptrace.Span, x *protocols.Exchange, conn *protocols.Con
 	if h.Version != "" {
 		attrs.PutStr("network.protocol.version", h.Version)
 	}
-	attrs.PutStr("url.scheme", h.Scheme)
+	scheme := h.scheme(conn)
+	attrs.PutStr("url.scheme", scheme)
 	path := Path(h.Target)
 	attrs.PutStr("server.address", v.serverAddr)
 	attrs.PutInt("server.port", int64(v.serverPort))
@@ -205,7 +206,7 @@ func (h *HTTP) Fill(span ptrace.Span, x *protocols.Exchange, conn *protocols.Con
 		attrs.PutStr("url.path", path)
 		putAddr(attrs, "client.address", "client.port", conn.Remote, conn.RemoteIP)
 	} else {
-		attrs.PutStr("url.full", names.urlFull(h.Scheme, h.Target, h.Host, v.serverAddr, v.serverPort, path))
+		attrs.PutStr("url.full", names.urlFull(scheme, h.Target, h.Host, v.serverAddr, v.serverPort, path))
 	}
 	if o.RecordQuery {
 		if i := strings.IndexByte(h.Target, '?'); i >= 0 {
@@ -273,7 +274,7 @@ func (h *HTTP) Metric(x *protocols.Exchange, conn *protocols.ConnInfo, o *protoc
 	}
 	k.Str[httpMethod] = v.method
 	k.Str[httpVersion] = h.Version
-	k.Str[httpScheme] = h.Scheme
+	k.Str[httpScheme] = h.scheme(conn)
 	k.Str[httpErrorType] = v.errorType
 	k.Int[httpStatus] = int64(h.Status)
 	k.Int[httpServerPort] = int64(v.serverPort)
@@ -292,6 +293,15 @@ func httpMetricAttributes(k *redmetrics.Key, attrs pcommon.Map) {
 	attrs.PutInt("server.port", k.Int[httpServerPort])
 	putNonEmpty(attrs, "network.protocol.version", k.Str[httpVersion])
 	attrs.PutStr("url.scheme", k.Str[httpScheme])
+}
+
+// scheme is url.scheme: https for what a TLS library moved, whatever the
+// parser took from the wire format (HTTP/1 has no scheme of its own).
+func (h *HTTP) scheme(conn *protocols.ConnInfo) string {
+	if conn.TLS && h.Scheme == "http" {
+		return "https"
+	}
+	return h.Scheme
 }
 
 // Path is the path of a request target: the query is cut, and an

@@ -13,6 +13,11 @@ type fields struct {
 	length            int64 // Content-Length; -1 when absent
 	badLength         bool  // Content-Length present but unusable
 	te, chunked       bool  // Transfer-Encoding present; chunked is its final coding
+	// An h2c upgrade (RFC 7540 3.2): Upgrade names h2c; HTTP2-Settings as
+	// sent (base64url), read on requests.
+	upgradeH2C    bool
+	h2Settings    []byte
+	hasH2Settings bool
 }
 
 // parse reads the header section b (the head after its start line's
@@ -53,7 +58,7 @@ func (f *fields) parse(b []byte) int {
 // be one of the few read here.
 func (f *fields) line(line []byte) {
 	switch line[0] | 0x20 { // ASCII lower case
-	case 'h', 't', 'c':
+	case 'h', 't', 'c', 'u':
 	default:
 		return
 	}
@@ -73,9 +78,15 @@ func (f *fields) field(name, value []byte) {
 		if !f.hasTP && equalFold(name, "traceparent") {
 			f.traceparent, f.hasTP = value, true
 		}
-	case len("content-length"):
+	case len("upgrade"):
+		if equalFold(name, "upgrade") && hasToken(value, "h2c") {
+			f.upgradeH2C = true
+		}
+	case len("content-length"): // and len("http2-settings")
 		if equalFold(name, "content-length") {
 			f.addLength(value)
+		} else if !f.hasH2Settings && equalFold(name, "http2-settings") {
+			f.h2Settings, f.hasH2Settings = value, true
 		}
 	case len("transfer-encoding"):
 		if equalFold(name, "transfer-encoding") {
@@ -129,6 +140,22 @@ func lastToken(v []byte, tok string) bool {
 		v = v[i+1:]
 	}
 	return equalFold(trimOWS(v), tok)
+}
+
+// hasToken says whether one of the comma-separated tokens of v is tok.
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		part := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		if equalFold(trimOWS(part), tok) {
+			return true
+		}
+	}
+	return false
 }
 
 // trimOWS trims the optional white space around a field value.

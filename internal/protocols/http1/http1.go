@@ -10,7 +10,10 @@
 // keeps it in step; a gap inside a head loses some header fields
 // (Exchange.Partial); a gap that hides where a message ends makes the parser
 // wait for a segment that starts with a start line. Bytes that are not HTTP
-// are discarded and counted in Stats.
+// are discarded and counted in Stats. After "101 Switching Protocols"
+// nothing is HTTP/1 any more; a request upgraded to h2c is handed to the
+// HTTP/2 parser that takes the connection over (Conn.Switched), which
+// answers it on stream 1.
 //
 // A Conn holds bounded state whatever the peer sends: at most 64 requests
 // waiting for responses, and at most 64 KiB of an unfinished head per
@@ -89,6 +92,12 @@ type Conn struct {
 	// The last Target and Host made into strings: a keep-alive connection
 	// often repeats them, and reusing the string saves an allocation.
 	lastTarget, lastHost string
+
+	// up is an exchange upgraded to h2c, until it is handed over (see
+	// upgrade.go); after is the count of the segment's bytes after the
+	// run being consumed, to place where HTTP/2 begins.
+	up    upgrade
+	after int
 }
 
 // NewConn returns a Conn ready for its first segment, on a connection
@@ -109,6 +118,7 @@ func (c *Conn) Reset(role protocols.Role) {
 	c.guesses = 0
 	c.role, c.given = role, role
 	c.names.Forget()
+	c.up = upgrade{}
 }
 
 // Stats returns what the connection discarded so far.
@@ -131,6 +141,7 @@ func (c *Conn) Feed(dir protocols.Direction, seg *protocols.Segment, h protocols
 	}
 	c.h, c.tid = h, seg.Tid
 	defer func() { c.h = nil }()
+	c.releaseUpgrade() // an upgrade the latest Feed found, and nobody took
 	s := &c.streams[dir]
 	s.offer(seg)
 	defer s.unclaimed()
@@ -141,12 +152,14 @@ func (c *Conn) Feed(dir protocols.Direction, seg *protocols.Segment, h protocols
 	}
 	if len(data) > 0 {
 		c.resync(s, data)
+		c.after = seg.Len - len(data)
 		c.consume(s, data, seg.Time)
 	}
 	if gap > 0 && !c.skip(s, gap, seg.Time) && s.st == stIdle {
 		// A message starts somewhere in the gap: the tail is its middle.
 		return
 	}
+	c.after = 0
 	c.consume(s, tail, seg.Time)
 }
 
@@ -183,6 +196,7 @@ func (c *Conn) Close(ts uint64, h protocols.Sink) {
 	for c.qHead < len(c.q) {
 		c.popFront()
 	}
+	c.releaseUpgrade()
 	c.role = c.given
 	c.streams[Inbound].reset()
 	c.streams[Outbound].reset()

@@ -23,6 +23,7 @@ func FuzzConn(f *testing.F) {
 			"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"},
 		{"GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nuntil close"},
 		{"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x85abcde", "HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello"},
+		{h2cRequest + "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", h2c101 + serverFrames},
 		{"CONNECT a:443 HTTP/1.1\r\n\r\n\x16\x03\x01", "HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03"},
 		{"GET /big HTTP/1.1\r\nCookie: " + strings.Repeat("k", 300) + "\r\n\r\n", ok2},
 		{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + getA, "\x16\x03\x03\x00\x7a" + ok2},

@@ -11,6 +11,11 @@ type pending struct {
 	respDone bool // that response's last byte was seen
 	head     bool // a HEAD request: the response has no body
 	connect  bool // a CONNECT request: a 2xx response opens a tunnel
+	// h2c is set on a request that asked to go on in HTTP/2 (Upgrade: h2c,
+	// with HTTP2-Settings decoded into h2Settings); handOver once a 101
+	// response agreed: the exchange then goes to the HTTP/2 parser.
+	h2c, handOver bool
+	h2Settings    []byte
 
 	// dropped counts the requests dropped after this one (the queue was
 	// full): their responses follow this one's and are discarded.
@@ -109,7 +114,10 @@ func (c *Conn) flush() {
 func (c *Conn) popFront() {
 	p := &c.q[c.qHead]
 	c.qHead++
-	if c.h != nil {
+	switch {
+	case p.handOver:
+		c.keepUpgrade(p)
+	case c.h != nil:
 		c.h.Done(&p.x)
 	}
 	*p = pending{} // let go of its strings
@@ -159,6 +167,7 @@ func (c *Conn) requestHead(s *stream, head []byte, f *fields) {
 	p := c.push(x, m == "HEAD", m == "CONNECT")
 	s.tracked = p != nil
 	if p != nil {
+		askH2C(p, f)
 		s.seq = p.seq
 		if c.h != nil {
 			c.h.Started(&p.x.Exchange)
@@ -184,6 +193,7 @@ func (c *Conn) responseHead(s *stream, f *fields) {
 		p.x.ResponseStart = s.start
 		p.x.Partial = p.x.Partial || s.partial
 		head, connect = p.head, p.connect
+		p.handOver = status == 101 && p.h2c && f.upgradeH2C
 	}
 	s.frame, s.left = responseFrame(status, f, head, connect)
 }

@@ -157,9 +157,11 @@ func (c *Conn) consume(s *stream, d []byte, ts uint64) {
 			s.last = ts
 			d = nil
 		default: // stTunnel
+			c.switchAt(len(d))
 			d = nil
 		}
 	}
+	c.switchAt(0)
 }
 
 // resync ends a message whose end the stream could not see, when a segment

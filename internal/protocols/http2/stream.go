@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 )
 
 // Kind is what a stream carries.
@@ -337,9 +339,12 @@ func (c *Conn) finish(st *stream) {
 	default:
 		c.fail(&c.stats.HeadersUnknown, reasonHeadersUnknown)
 	}
-	if ok && c.h != nil {
+	switch {
+	case ok && c.h != nil:
 		st.x.Kind = k
 		c.h.Done(&st.x)
+	case !ok && st.started:
+		protocols.Abandon(c.h, &st.x.Exchange) // Started, and never Done
 	}
 }
 

@@ -279,7 +279,7 @@ func checkRecord(r *Record) string {
 		return "bad role"
 	case r.Command != comQuery && r.Command != comStmtPrepare && r.Command != comStmtExecute && r.Command != comStmtBulkExecute:
 		return "bad command"
-	case d.System != semconv.MySQL && d.System != MariaDB:
+	case d.System != semconv.MySQL && d.System != MariaDB && d.System != semconv.OtherSQL:
 		return "bad system"
 	case r.RequestStart > r.RequestEnd:
 		return "request ends before it starts"

@@ -31,8 +31,9 @@
 // `USE`, or by the server's session-state tracking; "" when it was not
 // seen, and again after a text of several statements that may hold a USE
 // or after COM_RESET_CONNECTION. db.system.name is "mariadb" when the
-// server's greeting names MariaDB in its version, else "mysql" (also for
-// a connection whose greeting was not seen). Statement texts go through
+// server's greeting names MariaDB in its version, "mysql" for any other
+// greeting, and "other_sql" for a connection whose greeting was not seen:
+// both speak this protocol, and which one it is cannot be told. Statement texts go through
 // sqlquery as MySQL reads them, or both ways while the server's status
 // says NO_BACKSLASH_ESCAPES or was not seen; a text cut by the capture
 // gives its leading operation only. An ERR packet gives
@@ -55,9 +56,8 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/sqlquery"
 )
 
-// MariaDB is the db.system.name of MariaDB servers (the conventions'
-// "mariadb"; semconv names only the systems every protocol shares).
-const MariaDB = "mariadb"
+// MariaDB is db.system.name for MariaDB servers.
+const MariaDB = semconv.MariaDB
 
 // Limits that bound the state of one connection.
 const (
@@ -136,6 +136,9 @@ type Conn struct {
 	h     protocols.Sink // the caller's, set only during Feed and Close
 	seg   *protocols.Segment
 	given protocols.Role // the role Reset was told
+	// untold: the server's side, as Reset was told, not yet counted in
+	// the Sink.
+	untold bool
 
 	phase     phase
 	rd        [2]reader // indexed by Direction
@@ -191,6 +194,7 @@ func (c *Conn) Reset(role protocols.Role) {
 	c.closeState()
 	c.stats = Stats{}
 	c.given = role
+	c.untold = role == protocols.RoleServer
 	if role == protocols.RoleServer {
 		c.phase = phaseOff
 	}
@@ -204,7 +208,7 @@ func (c *Conn) closeState() {
 	c.caps, c.capsKnown, c.server, c.mariaServerCaps, c.cacheMeta = 0, false, 0, 0, false
 	c.absorb = false
 	c.eof = eofUnknown
-	c.system = semconv.MySQL
+	c.system = semconv.OtherSQL
 	c.dialect = sqlquery.AnyDialect
 	c.encrypted = false
 	c.namespace, c.authDB = "", ""
@@ -233,7 +237,16 @@ func (c *Conn) fail(n *uint64, reason string) {
 
 // Feed consumes one segment moved in direction dir.
 func (c *Conn) Feed(dir Direction, seg *protocols.Segment, h protocols.Sink) {
-	if dir > Outbound || c.phase == phaseOff {
+	if dir > Outbound {
+		return
+	}
+	if c.phase == phaseOff {
+		if c.untold && h != nil {
+			// Counted in the caller's self-telemetry once, at its first
+			// bytes: Reset has no Sink to tell.
+			h.Failed(reasonServerSide)
+			c.untold = false
+		}
 		return
 	}
 	c.h, c.seg, c.chosenUsed = h, seg, false

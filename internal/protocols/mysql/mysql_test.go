@@ -267,7 +267,7 @@ func TestSeenFromTheMiddle(t *testing.T) {
 	if len(s2.records) != 2 {
 		t.Fatalf("after: %d records", len(s2.records))
 	}
-	if r := s2.records[0]; r.RequestStart != 3 || r.ResponseEnd != 4 || r.Namespace != "" || r.System != semconv.MySQL {
+	if r := s2.records[0]; r.RequestStart != 3 || r.ResponseEnd != 4 || r.Namespace != "" || r.System != semconv.OtherSQL {
 		t.Errorf("first %+v", r)
 	}
 	if r := s2.records[1]; r.Command != comStmtExecute || r.Operation != "" || r.StatementID != 3 || r.QueryText != "" {
@@ -545,8 +545,8 @@ func TestServerRoleReportsNothing(t *testing.T) {
 		{dir: Outbound, data: pkt(1, okPayload), t: 4},
 		closeAt(5),
 	}
-	if s := play(c, steps); len(s.records) != 0 || s.started != 0 {
-		t.Errorf("server side: %d records", len(s.records))
+	if s := play(c, steps); len(s.records) != 0 || s.started != 0 || !reflect.DeepEqual(s.reasons, map[string]int{reasonServerSide: 1}) {
+		t.Errorf("server side: %d records, failures %v (want the connection counted once)", len(s.records), s.reasons)
 	}
 	// Without being told, a greeting the watched process writes shows
 	// it is the server.

@@ -1,5 +1,7 @@
 package mysql
 
+import "github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+
 // respKind is the shape of the response a command gets.
 type respKind uint8
 
@@ -113,9 +115,12 @@ func (c *Conn) flush() {
 func (c *Conn) pop(emit bool) {
 	p := &c.q[c.qHead]
 	c.qHead++
-	if emit && p.record && c.h != nil {
+	switch {
+	case emit && p.record && c.h != nil:
 		c.stats.Records++
 		c.h.Done(&p.rec)
+	case p.record:
+		protocols.Abandon(c.h, &p.rec.Exchange) // Started, and never Done
 	}
 	*p = pending{} // let go of its strings
 }
@@ -188,6 +193,7 @@ func (c *Conn) closeQueue(ts uint64) {
 func (c *Conn) drop(e *pending) {
 	if e.record {
 		c.fail(&c.stats.Dropped, reasonDropped)
+		protocols.Abandon(c.h, &e.rec.Exchange) // Started, and never Done
 	}
 	e.done, e.record = true, false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"strconv"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/semconv"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/sqlquery"
 )
 
@@ -82,6 +83,7 @@ func (c *Conn) greeting(p *packet) bool {
 		if g, ok := parseGreeting(p.data); ok {
 			c.phase = phaseHandshake
 			c.server, c.mariaServerCaps = g.caps, g.mariaCaps
+			c.system = semconv.MySQL
 			if bytes.Contains(g.version, []byte("MariaDB")) {
 				c.system = MariaDB
 			}

@@ -147,6 +147,7 @@ type Conn struct {
 	fresh   bool // nothing fed since Reset: the first write tells a start from a middle
 	begun   bool // the connection's start was seen
 	ignore  bool // nothing more is parsed: TLS, GSS encryption, or the server's side
+	untold  bool // the server's side, not yet counted in the Sink
 	copyIn  bool // the client sends COPY data: its Sync and Flush are ignored
 	discard bool // after an error, the server discards the client's messages until Sync
 
@@ -177,6 +178,7 @@ func (c *Conn) Reset(role protocols.Role) {
 	c.restart()
 	c.fresh = true
 	c.ignore = role == protocols.RoleServer
+	c.untold = c.ignore
 	if c.ignore {
 		c.stats.ServerRole++
 	}
@@ -189,7 +191,7 @@ func (c *Conn) restart() {
 	c.client.reset()
 	c.server.reset()
 	c.client.lost, c.server.lost = true, true
-	c.fresh, c.begun, c.ignore, c.copyIn, c.discard = false, false, false, false, false
+	c.fresh, c.begun, c.ignore, c.untold, c.copyIn, c.discard = false, false, false, false, false, false
 	c.pairing.reset()
 	c.stmts.forget()
 	c.portals.forget()
@@ -210,7 +212,16 @@ func (c *Conn) fail(n *uint64, reason string) {
 // Feed consumes one segment; the Sink is told synchronously of each
 // operation that starts and each that ends, in request order.
 func (c *Conn) Feed(dir protocols.Direction, seg *protocols.Segment, h protocols.Sink) {
-	if dir > Outbound || c.ignore {
+	if dir > Outbound {
+		return
+	}
+	if c.ignore {
+		if c.untold && h != nil {
+			// Counted in the caller's self-telemetry once, at its first
+			// bytes: Reset has no Sink to tell.
+			h.Failed(reasonServerRole)
+			c.untold = false
+		}
 		return
 	}
 	c.h = h

@@ -681,6 +681,9 @@ func TestServerRoleIsIgnored(t *testing.T) {
 	if c.Stats() != (Stats{ServerRole: 1}) {
 		t.Errorf("stats %+v", c.Stats())
 	}
+	if !reflect.DeepEqual(s.failed, map[string]int{reasonServerRole: 1}) {
+		t.Errorf("failed %v: the connection is counted once", s.failed)
+	}
 }
 
 // Where segments end must not matter: a session cut at every byte, and

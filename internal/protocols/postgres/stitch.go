@@ -733,7 +733,10 @@ func (c *Conn) flush() {
 		if !p.done && !p.drop {
 			break
 		}
-		if !p.drop && c.h != nil {
+		switch {
+		case p.drop && p.started:
+			protocols.Abandon(c.h, &p.r.Exchange) // Started, and never Done
+		case !p.drop && c.h != nil:
 			if !p.started {
 				c.h.Started(&p.r.Exchange)
 			}

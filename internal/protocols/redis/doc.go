@@ -25,8 +25,10 @@
 //   - When the command direction loses its place, the commands seen before
 //     are still paired with the next replies; later ones are not reported.
 //     When the reply direction loses its place, or a reply comes that no
-//     command waits for, pairing stops at once, counted. So does Close:
-//     what is fed after it (events were lost) waits for a Reset.
+//     command waits for, pairing stops at once, counted; the commands
+//     sent after are still read, while their direction keeps its place,
+//     and each is counted as unreported. Close stops pairing too: what is
+//     fed after it (events were lost) waits for a Reset.
 //   - Out-of-band data answers no command: RESP3 pushes, RESP2 pub/sub
 //     messages on a subscribed connection, MONITOR's stream, and RESP3
 //     attributes, which precede the reply they annotate. Subscription

@@ -116,11 +116,40 @@ func TestGapLosesReply(t *testing.T) {
 	if len(r.done) != 0 {
 		t.Errorf("records %+v", r.done)
 	}
-	if s := c.Stats(); s.Lost != 1 || s.Unreported != 2 {
+	// SMEMBERS and GET waited; the later GET is read and counted too.
+	if s := c.Stats(); s.Lost != 1 || s.Unreported != 3 {
 		t.Errorf("stats %+v", s)
 	}
-	if r.failed[reasonGap] != 1 || r.failed[reasonUnreported] != 2 {
+	if r.failed[reasonGap] != 1 || r.failed[reasonUnreported] != 3 {
 		t.Errorf("failed %v", r.failed)
+	}
+}
+
+// TestCountsAfterStop: once pairing stopped, each command sent later is
+// counted as unreported, pipelined or not, inline or not, until the
+// command direction loses its place; replies are not read.
+func TestCountsAfterStop(t *testing.T) {
+	c := newClient(noTextOptions)
+	big := strings.Repeat("x", 10000)
+	r := play(c, []step{
+		out(1, cmd("GET", "a")), in(2, "$-1\r\n$-1\r\n"), // a reply too many: pairing stops
+		out(3, cmd("GET", "b"), cmd("SET", "c", "d")), in(4, "$-1\r\n+OK\r\n"),
+		out(5, "PING\r\n"), in(6, "+PONG\r\n"),
+		moved(Outbound, 7, cmd("SET", "e", big), 4096), in(8, "+OK\r\n"), // a gap in a bulk string keeps it in step
+		moved(Outbound, 9, strings.Repeat(cmd("SET", "e", "f"), 1000), 4096), // a gap over commands loses it
+		out(10, cmd("GET", "g")),
+	})
+	equalOps(t, ops(t, r.done), []op{ok("GET", 1, 2)})
+	s := c.Stats()
+	seen := 4096 / len(cmd("SET", "e", "f")) // whole commands in the capture
+	if s.Unmatched != 1 || s.Lost != 1 || s.Unreported != uint64(4+seen) {
+		t.Errorf("stats %+v, want %d unreported", s, 4+seen)
+	}
+	// A connection stopped with its command direction lost counts nothing more.
+	c = newClient(noTextOptions)
+	play(c, []step{out(1, "*1\r\n:1\r\n"), out(2, cmd("GET", "a"))})
+	if s := c.Stats(); s.Lost != 1 || s.Unreported != 0 {
+		t.Errorf("stats %+v", s)
 	}
 }
 

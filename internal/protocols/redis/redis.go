@@ -97,7 +97,11 @@ type Conn struct {
 	execMismatch bool  // EXEC's array did not have one result per queued command
 
 	cmdLost bool // the command direction lost its place: no new commands are queued
-	dead    bool // nothing more is parsed or paired
+	dead    bool // nothing more is paired
+	// counting is set when pairing stopped with the command direction in
+	// step: the commands that follow are still read, to be counted as
+	// unreported, until that direction loses its place too.
+	counting bool
 
 	texts    [8]queryText
 	textNext int
@@ -138,7 +142,7 @@ func (c *Conn) restart() {
 	c.inTx, c.monitor = false, false
 	c.ch, c.pat, c.sh = 0, 0, 0
 	c.execOn, c.execMismatch = false, false
-	c.cmdLost, c.dead = false, false
+	c.cmdLost, c.dead, c.counting = false, false, false
 	c.streams[Outbound].reset(true)
 	c.streams[Inbound].reset(false)
 	c.why = ""
@@ -176,7 +180,7 @@ func (c *Conn) Feed(dir protocols.Direction, seg *protocols.Segment, h protocols
 		c.fail(&c.stats.NotPaired, c.why)
 		c.why = ""
 	}
-	if c.dead {
+	if c.dead && (dir != Outbound || !c.counting) {
 		return
 	}
 	c.tid, c.chosen = seg.Tid, seg.Chosen
@@ -263,7 +267,10 @@ func (c *Conn) stop() {
 	c.queue.reset()
 	c.execOn = false
 	c.streams[Inbound].st = sLost
-	c.streams[Outbound].st = sLost
+	c.counting = !c.cmdLost
+	if !c.counting {
+		c.streams[Outbound].st = sLost
+	}
 }
 
 // ambiguous stops pairing where it could not stay exact.

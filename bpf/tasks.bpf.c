@@ -1,0 +1,292 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/* The few probes that tell which task of a runtime a syscall runs for
+ * where the syscall alone cannot (headers/tasks.h says what the syscalls
+ * tell by themselves):
+ *
+ *   - Go's net/http Transport writes a request from its connection's
+ *     writeLoop goroutine, not the goroutine that asked for it:
+ *     go_write_loop, at (*persistConn).writeLoop's entry (once per
+ *     connection), names the connection the writer goroutine writes for;
+ *     go_round_trip, at (*persistConn).roundTrip's entry (once per
+ *     request), the goroutine that asks. One probe hit per request.
+ *   - Node.js runs a connection's requests in the async context of the
+ *     connection's HTTP parser, made when the connection is accepted:
+ *     node_parser_init, at llhttp_init (once per connection), reports the
+ *     context just given to the parser, which is the async id counter,
+ *     in an EVENT_NODE_PARSER event; user space ties it to the connection
+ *     the thread accepted last. node_socket, at TCPWrap::New (once per
+ *     connection), tells which context made a socket: a connection opened
+ *     by a handler carries that handler's request first. llhttp_init also
+ *     runs for the parser of each response a client reads: one probe hit
+ *     per call (not kept).
+ *   - grpc-go writes a call's frames from the transport's writer
+ *     goroutine, several streams' at once: go_grpc_write, where the
+ *     calling goroutine hands a message of its stream over (once per
+ *     unary call), tells user space which goroutine each stream of a
+ *     transport is for; go_grpc_reader, at the transport's reader
+ *     goroutine's start (once per connection), makes that goroutine's
+ *     reads name the transport, which ties it to its connection.
+ *   - node_hooks, at AsyncHooks::push_async_context, is attached to one
+ *     process until its first hit: it tells user space where the
+ *     process's AsyncHooks are, which holds async_id_fields.
+ *
+ * They share the tracer's maps (bpf/tasks.go). Every probe counts its
+ * hits: a uprobe costs microseconds, and the count per request is what a
+ * user weighs. */
+#include "headers/kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "headers/selection.h"
+#include "headers/events.h"
+
+char __license[] SEC("license") = "GPL";
+
+/* The user registers at a uprobe, as the kernel saves them on entry (the
+ * architectures' user ABI, not a kernel struct). */
+#if defined(__TARGET_ARCH_x86)
+struct task_uregs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#define TASK_C_ARG1(r) ((r)->di)
+#define TASK_C_ARG2(r) ((r)->si)
+#define TASK_GO_ARG1(r) ((r)->ax)
+#define TASK_GO_ARG2(r) ((r)->bx)
+#define TASK_GO_REG_G(r) ((r)->r14)
+#define TASK_REGS_IP(r) ((r)->ip)
+#elif defined(__TARGET_ARCH_arm64)
+struct task_uregs {
+	__u64 regs[31];
+	__u64 sp, pc, pstate;
+};
+#define TASK_C_ARG1(r) ((r)->regs[0])
+#define TASK_C_ARG2(r) ((r)->regs[1])
+#define TASK_GO_ARG1(r) ((r)->regs[0])
+#define TASK_GO_ARG2(r) ((r)->regs[1])
+#define TASK_GO_REG_G(r) ((r)->regs[28])
+#define TASK_REGS_IP(r) ((r)->pc)
+#endif
+
+enum task_counter {
+	TASK_HITS_ROUND_TRIP = 0, /* go_round_trip ran (any process running a probed Go binary) */
+	TASK_HITS_WRITE_LOOP,     /* go_write_loop ran */
+	TASK_HITS_GRPC_WRITE,     /* go_grpc_write ran */
+	TASK_HITS_GRPC_READER,    /* go_grpc_reader ran */
+	TASK_HITS_NODE_PARSER,    /* node_parser_init ran */
+	TASK_HITS_NODE_SOCKET,    /* node_socket ran */
+	TASK_HITS_NODE_HOOKS,     /* node_hooks ran */
+	TASK_NO_ROOM,             /* a hand-off not kept: its map had no room */
+	TASK_COUNTER_MAX,
+};
+
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TASK_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} task_counters SEC(".maps");
+
+/* Where node_hooks found each process's AsyncHooks: tgid -> its address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} node_hooks_found SEC(".maps");
+
+const enum task_counter *unused_task_counter __attribute__((unused));
+
+static __always_inline void task_count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&task_counters, &which);
+	if (v)
+		*v += 1;
+}
+
+/* go_task is the goroutine id at a probe of a selected Go process. */
+static __always_inline __u64 go_task(struct task_uregs *r, __u32 tgid)
+{
+	struct task_proc *p = bpf_map_lookup_elem(&task_procs, &tgid);
+	if (!p || p->runtime != TASK_RUNTIME_GO)
+		return 0;
+	return go_goid(TASK_GO_REG_G(r), p->goid_offset);
+}
+
+/* func (pc *persistConn) writeLoop(): the goroutine writes for pc. */
+SEC("uprobe")
+int go_write_loop(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_WRITE_LOOP);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!selected(tgid))
+		return 0;
+	__u64 goid = go_task(r, tgid);
+	if (!goid)
+		return 0;
+	struct task_key k = {.id = goid, .tgid = tgid};
+	__u64 conn = TASK_GO_ARG1(r);
+	if (bpf_map_update_elem(&go_writers, &k, &conn, BPF_ANY) != 0)
+		task_count(TASK_NO_ROOM);
+	return 0;
+}
+
+/* func (pc *persistConn) roundTrip(req *transportRequest) (*Response,
+ * error): the calling goroutine asks pc to write its request. */
+SEC("uprobe")
+int go_round_trip(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_ROUND_TRIP);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!selected(tgid))
+		return 0;
+	__u64 goid = go_task(r, tgid);
+	if (!goid)
+		return 0;
+	struct task_key k = {.id = TASK_GO_ARG1(r), .tgid = tgid};
+	if (bpf_map_update_elem(&go_callers, &k, &goid, BPF_ANY) != 0)
+		task_count(TASK_NO_ROOM);
+	return 0;
+}
+
+/* func (t *http2Client) write(s *ClientStream, ...) (Write(s *Stream, ...)
+ * before grpc-go 1.67), on the goroutine that sends a message of stream s:
+ * its request's HEADERS and DATA go out from the transport's writer
+ * goroutine, several streams' in one write, so the stream tells user space
+ * which goroutine a call is for. Nothing of the transport is read: it is
+ * named by its address, which its reader goroutine's reads carry
+ * (go_grpc_reader). Cookie: the offset of the stream's id from s. */
+SEC("uprobe")
+int go_grpc_write(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_GRPC_WRITE);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!selected(tgid))
+		return 0;
+	__u64 goid = go_task(r, tgid);
+	if (!goid)
+		return 0;
+	__u32 id = 0;
+	__u64 at = TASK_GO_ARG2(r) + (bpf_get_attach_cookie(ctx) & 0xffff);
+	if (bpf_probe_read_user(&id, sizeof(id), (void *)at) != 0 || !id)
+		return 0;
+	struct event *e = new_event(EVENT_GO_STREAM, pid_tgid, 0);
+	if (!e)
+		return 0;
+	e->task = goid;
+	e->task_trigger = id;
+	e->task_clock = TASK_GO_ARG1(r);
+	send(e, COUNTER_LOST_CONTROL);
+	return 0;
+}
+
+/* func (t *http2Client) reader(errCh chan<- error): the goroutine reads
+ * transport t's connection, once per connection. */
+SEC("uprobe")
+int go_grpc_reader(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_GRPC_READER);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!selected(tgid))
+		return 0;
+	__u64 goid = go_task(r, tgid);
+	if (!goid)
+		return 0;
+	struct task_key k = {.id = goid, .tgid = tgid};
+	__u64 t = TASK_GO_ARG1(r);
+	if (bpf_map_update_elem(&go_readers, &k, &t, BPF_ANY) != 0)
+		task_count(TASK_NO_ROOM);
+	return 0;
+}
+
+/* llhttp's HTTP_REQUEST: a server's parser. */
+#define LLHTTP_REQUEST 1
+
+/* void llhttp_init(llhttp_t *parser, llhttp_type_t type, const
+ * llhttp_settings_t *settings): Node.js's Parser::Initialize calls it
+ * right after it gave the parser a new async id, which is then the
+ * process's async id counter. */
+SEC("uprobe")
+int node_parser_init(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_NODE_PARSER);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!selected(tgid) || (__u32)TASK_C_ARG2(r) != LLHTTP_REQUEST || (__u32)pid_tgid != tgid)
+		return 0;
+	struct task_proc *p = bpf_map_lookup_elem(&task_procs, &tgid);
+	if (!p || p->runtime != TASK_RUNTIME_NODE || !p->node_fields)
+		return 0;
+	__u64 counter = 0;
+	if (bpf_probe_read_user(&counter, sizeof(counter), (void *)(p->node_fields + 16)) != 0)
+		return 0;
+	struct event *e = new_event(EVENT_NODE_PARSER, pid_tgid, 0);
+	if (!e)
+		return 0;
+	e->task_clock = counter;
+	send(e, COUNTER_LOST_CONTROL);
+	return 0;
+}
+
+/* Set (not -1) while a constructor runs in a scope that names the new
+ * resources' trigger: the sign bit of its double is then clear. */
+#define DOUBLE_SIGN (1ULL << 63)
+
+/* void node::TCPWrap::New(const FunctionCallbackInfo<Value>&): a socket is
+ * made, and gets the next async id; its trigger is the default trigger
+ * when one is set, else the running callback. A connection a handler
+ * opens connects in a callback whose trigger is the socket: this tells
+ * user space which context opened it. Once per connection. */
+SEC("uprobe")
+int node_socket(struct pt_regs *ctx)
+{
+	task_count(TASK_HITS_NODE_SOCKET);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!selected(tgid) || (__u32)pid_tgid != tgid)
+		return 0;
+	struct task_proc *p = bpf_map_lookup_elem(&task_procs, &tgid);
+	if (!p || p->runtime != TASK_RUNTIME_NODE || !p->node_fields)
+		return 0;
+	__u64 f[4];
+	if (bpf_probe_read_user(f, sizeof(f), (void *)p->node_fields) != 0)
+		return 0;
+	struct event *e = new_event(EVENT_NODE_SOCKET, pid_tgid, 0);
+	if (!e)
+		return 0;
+	if (!(f[3] & DOUBLE_SIGN)) {
+		e->task = f[3];
+		e->task_trigger = 0;
+	} else {
+		e->task = f[0];
+		e->task_trigger = f[1];
+	}
+	e->task_clock = f[2];
+	send(e, COUNTER_LOST_CONTROL);
+	return 0;
+}
+
+/* void AsyncHooks::push_async_context(double async_id, double
+ * trigger_async_id, Local<Object> resource): this is the AsyncHooks. */
+SEC("uprobe")
+int node_hooks(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_NODE_HOOKS);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if ((__u32)pid_tgid != tgid)
+		return 0; /* a worker thread's */
+	__u64 hooks = TASK_C_ARG1(r);
+	bpf_map_update_elem(&node_hooks_found, &tgid, &hooks, BPF_NOEXIST);
+	return 0;
+}

@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-ebpf/ebpfreceiver"
+	"github.com/otelcol-ebpf/ebpfreceiver/bpf"
+)
+
+// The socket hooks' programs (bpf/sockhooks.bpf.c), for the leak checks.
+func init() {
+	for _, name := range []string{"send4_enter", "send4_exit", "recv4_enter", "recv4_exit",
+		"send6_enter", "send6_exit", "recv6_enter", "recv6_exit",
+		"sendfile_exit", "close_enter", "connect_enter", "connect_exit", "accept_exit"} {
+		ourProgramNames[name] = true
+	}
+	peerRoles["hookload"] = func() {
+		runHookLoad(os.Getenv("E2E_URL"), envInt("E2E_CONNS"), time.Duration(envInt("E2E_MILLIS"))*time.Millisecond)
+	}
+}
+
+// hookModes are the values of hooks: this kernel can run: syscalls
+// always, socket where it has fentry (the 6.1 kernel of make vmtest; not
+// the development kernel).
+func hookModes() []string {
+	if bpf.SocketHooksSupported() == nil {
+		return []string{"syscalls", "socket"}
+	}
+	return []string{"syscalls"}
+}
+
+// programsPerReceiver is how many programs a receiver with the default
+// options loads: the tracer's three on the syscall path; the 13 socket
+// hooks and the process-exit program where the kernel has fentry.
+func programsPerReceiver() int {
+	if bpf.SocketHooksSupported() == nil {
+		return 14
+	}
+	return 3
+}
+
+// spanKey is what a span says that does not change from one run to the
+// next: its name, kind, status and attributes, the server's port replaced.
+func spanKey(s span, port string) string {
+	var attrs []string
+	s.Attributes().Range(func(k string, v pcommon.Value) bool {
+		switch k {
+		case "client.port", "network.peer.port", "network.local.port":
+			return true // ephemeral
+		}
+		attrs = append(attrs, k+"="+strings.ReplaceAll(v.AsString(), port, "PORT"))
+		return true
+	})
+	sort.Strings(attrs)
+	return fmt.Sprintf("%s %v %v [%s]", s.Name(), s.Kind(), s.Status().Code(), strings.Join(attrs, " "))
+}
+
+// hookWorkload is the traffic the hooks are compared on: keep-alive GETs
+// from a Go client (selected by its connect to the watched port),
+// requests and responses with bodies larger than the capture, status
+// codes, a chunked response. It returns the client's pid and how many
+// requests the server and the client saw.
+func hookWorkload(t *testing.T, addr string) (clientPid, served, sent int) {
+	t.Helper()
+	clientPid, ok := runGoClient(t, "http://"+addr+"/users/{i}", 20, 2)
+	require.Equal(t, 20, ok)
+	get := func(path string) {
+		resp, err := http.Get("http://" + addr + path)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for _, path := range []string{"/status/503", "/status/404", "/chunked", "/body/20000/3", "/body/100/4"} {
+		get(path)
+	}
+	for _, size := range []int{10, 5000, 30000} {
+		resp, err := http.Post("http://"+addr+"/upload", "application/octet-stream", bytes.NewReader(make([]byte, size)))
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return clientPid, 20 + 5 + 3, 20
+}
+
+// The same traffic seen through each set of hooks the kernel offers gives
+// exactly the same spans and request counts: user space cannot tell the
+// hooks apart. Where the kernel has no fentry, the syscall path alone is
+// checked (exact counts).
+func TestHooksSameSpans(t *testing.T) {
+	requireRoot(t)
+	spansBy := map[string]map[string]int{}
+	for _, mode := range hookModes() {
+		t.Run(mode, func(t *testing.T) {
+			srv := startGoServer(t)
+			port := srv.addr[strings.LastIndexByte(srv.addr, ':')+1:]
+			h := startReceiver(t, func(c *ebpfreceiver.Config) {
+				c.Hooks = mode
+				c.Discovery.Pids = []int{srv.pid()}
+				c.Discovery.OpenPorts = port // selects the Go client at connect
+				c.Routes.Patterns = []string{"/status/{code}", "/body/{size}/{seed}"}
+			})
+			h.waitInstrumented(t, srv.pid())
+			clientPid, served, sent := hookWorkload(t, srv.addr)
+			keys := map[string]int{}
+			for _, s := range h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, served) {
+				keys[spanKey(s, port)]++
+			}
+			for _, s := range h.waitSpans(t, clientPid, ptrace.SpanKindClient, sent) {
+				keys[spanKey(s, port)]++
+			}
+			h.waitRequestCount(t, srv.pid(), "http.server.request.duration", uint64(served))
+			h.waitRequestCount(t, clientPid, "http.client.request.duration", uint64(sent))
+			spansBy[mode] = keys
+		})
+	}
+	if len(spansBy) == 2 {
+		require.Equal(t, spansBy["syscalls"], spansBy["socket"], "the spans of both hooks")
+		t.Logf("HOOKS syscalls and socket: %d distinct spans, the same", len(spansBy["socket"]))
+	}
+}
+
+// Context propagation on loopback, through each set of hooks: the first
+// request of each connection reaches the server with a traceparent that
+// is its client span's context, and the server span is its child.
+func TestHooksPropagation(t *testing.T) {
+	requireRoot(t)
+	for _, mode := range hookModes() {
+		t.Run(mode, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "E2E_ROLE=echo", "E2E_ADDR=127.0.0.1:0")
+			srv := startReady(t, cmd)
+			port := srv.addr[strings.LastIndexByte(srv.addr, ':')+1:]
+			h := startReceiver(t, func(c *ebpfreceiver.Config) {
+				c.Hooks = mode
+				c.ContextPropagation = "headers"
+				c.Discovery.Pids = []int{srv.pid()}
+				c.Discovery.OpenPorts = port // selects the client at connect()
+			})
+			h.waitInstrumented(t, srv.pid())
+			const n = 10
+			client, done := startEchoClient(t, "http://"+srv.addr+"/tp/{i}", n, 2, false, "E2E_CLOSE=1")
+			answers := done()
+			clientSpans := byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n+1))
+			serverSpans := byLastSegment(h.waitSpans(t, srv.pid(), ptrace.SpanKindServer, n+1))
+			for i := 0; i < n; i++ {
+				key := strconv.Itoa(i)
+				got, c, s := answers[key], clientSpans[key], serverSpans[key]
+				require.Equal(t, spanContext(c), got.traceparent, "request %d: the header is the client span's context", i)
+				if i%2 == 1 {
+					require.Equal(t, echo{got.traceparent, i, i}, got, "request %d: the body is intact", i)
+				}
+				require.Equal(t, c.TraceID(), s.TraceID(), "request %d", i)
+				require.Equal(t, c.SpanID(), s.ParentSpanID(), "request %d", i)
+			}
+			require.Equal(t, ownTraceparent, answers["own"].traceparent, "a request's own traceparent is left as it is")
+		})
+	}
+}
+
+// runHookLoad sends GET requests to url over conns keep-alive connections
+// for d and prints how many got a response.
+func runHookLoad(url string, conns int, d time.Duration) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true}}
+	var done atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				resp, err := client.Get(url)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("DONE", done.Load())
+	os.Exit(0)
+}
+
+// hookLoad runs the load generator for d and returns requests per second.
+func hookLoad(t *testing.T, addr string, conns int, d time.Duration) float64 {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "E2E_ROLE=hookload", "E2E_URL=http://"+addr+"/",
+		"E2E_CONNS="+strconv.Itoa(conns), "E2E_MILLIS="+strconv.Itoa(int(d.Milliseconds())))
+	p := startPeer(t, cmd)
+	line := p.readLine(t)
+	n, err := strconv.Atoi(strings.TrimPrefix(line, "DONE "))
+	require.NoError(t, err, "load generator said %q", line)
+	return float64(n) / d.Seconds()
+}
+
+// The cost of each set of hooks, as the throughput of a Go HTTP server
+// under a Go load generator relative to no receiver at all: the server
+// selected (traces and metrics on), and not selected (the receiver
+// watches another process: what every process of the node pays). Run in
+// the VM by make vmtest (VMTEST_COST=1), where both sets exist; the
+// machine is emulated, so only the ratios mean something.
+func TestHookCost(t *testing.T) {
+	if os.Getenv("VMTEST_COST") == "" {
+		t.Skip("the hooks' cost is measured by make vmtest (VMTEST_COST=1)")
+	}
+	requireRoot(t)
+	const conns, rounds = 8, 2
+	d := 4 * time.Second
+	srv := startGoServer(t)
+	hookLoad(t, srv.addr, conns, time.Second) // warm up
+	type phase struct {
+		name, hooks string
+		pid         int // selected by the receiver; 0: none started
+	}
+	phases := []phase{{"bare", "", 0}}
+	for _, mode := range hookModes() {
+		phases = append(phases, phase{mode + "/selected", mode, srv.pid()}, phase{mode + "/unselected", mode, 1})
+	}
+	rate := map[string]float64{}
+	for range rounds {
+		for _, ph := range phases {
+			var h *harness
+			if ph.pid != 0 {
+				h = startReceiver(t, func(c *ebpfreceiver.Config) {
+					c.Hooks = ph.hooks
+					c.Discovery.Pids = []int{ph.pid}
+				})
+				h.waitInstrumented(t, ph.pid)
+			}
+			rate[ph.name] += hookLoad(t, srv.addr, conns, d) / rounds
+			if h != nil {
+				h.stop(t)
+			}
+		}
+	}
+	var b strings.Builder
+	for _, ph := range phases {
+		fmt.Fprintf(&b, " %s=%.3f", ph.name, rate[ph.name]/rate["bare"])
+	}
+	fmt.Printf("HOOKCOST kernel %s, %d connections, %d rounds of %v: bare %.0f req/s; relative to bare:%s\n",
+		kernelRelease(), conns, rounds, d, rate["bare"], b.String())
+}
+
+func kernelRelease() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
