@@ -65,3 +65,32 @@ func TestNetworkConfig(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+func TestPropagationModes(t *testing.T) {
+	for _, tt := range []struct {
+		in               string
+		headers, tcp, ok bool
+	}{
+		{"none", false, false, true},
+		{"headers", true, false, true},
+		{"tcp", false, true, true},
+		{"headers,tcp", true, true, true},
+		{"tcp, headers", true, true, true},
+		{"tcp,tcp", false, false, false},
+		{"none,tcp", false, false, false},
+		{"", false, false, false},
+		{"sidecar", false, false, false},
+	} {
+		h, tcp, ok := propagationModes(tt.in)
+		assert.Equal(t, []bool{tt.headers, tt.tcp, tt.ok}, []bool{h, tcp, ok}, tt.in)
+	}
+	cfg := createDefaultConfig().(*Config)
+	cfg.ContextPropagation = "headers,tcp"
+	require.NoError(t, cfg.Validate())
+	opts, err := cfg.options()
+	require.NoError(t, err)
+	assert.True(t, opts.Propagate)
+	assert.True(t, opts.PropagateTCP)
+	cfg.ContextPropagation = "tcp,quic"
+	assert.ErrorContains(t, cfg.Validate(), `context_propagation: "tcp,quic" must be "none" or "headers", or "tcp" or "headers,tcp"`)
+}

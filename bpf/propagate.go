@@ -33,6 +33,8 @@ func loadPropagation(tracer *tracerObjects, headers, tcp bool) (*propagation, er
 		return nil, fmt.Errorf("reading the embedded propagation object: %w", err)
 	}
 	spec.Maps["pids"].MaxEntries = tracer.Pids.MaxEntries()
+	spec.Maps["tcp_out"].MaxEntries = tracer.TcpOut.MaxEntries() // 1 without the tcp mode
+	spec.Maps["tcp_in"].MaxEntries = tracer.TcpIn.MaxEntries()
 	for name, v := range map[string]bool{"headers_on": headers, "tcp_on": tcp} {
 		if err := spec.Variables[name].Set(boolU32(v)); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", name, err)

@@ -119,6 +119,8 @@ type sockhooksSslThread struct {
 	Buf      uint64
 	CountAt  uint64
 	LastRead uint64
+	ReadAt   uint64
+	TieTo    uint64
 	Pending  uint64
 	Fn       uint8
 	Inside   uint8
@@ -191,6 +193,7 @@ const (
 	sockhooksMapFrameCount        = "frame_count"
 	sockhooksMapFrameSocks        = "frame_socks"
 	sockhooksMapGoCallers         = "go_callers"
+	sockhooksMapGoFdCallers       = "go_fd_callers"
 	sockhooksMapGoReaders         = "go_readers"
 	sockhooksMapGoServing         = "go_serving"
 	sockhooksMapGoWriters         = "go_writers"
@@ -319,6 +322,7 @@ type sockhooksMapSpecs struct {
 	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
 	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
 	GoCallers      *ebpf.MapSpec `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.MapSpec `ebpf:"go_fd_callers"`
 	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
 	GoServing      *ebpf.MapSpec `ebpf:"go_serving"`
 	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
@@ -399,6 +403,7 @@ type sockhooksMaps struct {
 	FrameCount     *ebpf.Map `ebpf:"frame_count"`
 	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
 	GoCallers      *ebpf.Map `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.Map `ebpf:"go_fd_callers"`
 	GoReaders      *ebpf.Map `ebpf:"go_readers"`
 	GoServing      *ebpf.Map `ebpf:"go_serving"`
 	GoWriters      *ebpf.Map `ebpf:"go_writers"`
@@ -436,6 +441,7 @@ func (m *sockhooksMaps) Close() error {
 		m.FrameCount,
 		m.FrameSocks,
 		m.GoCallers,
+		m.GoFdCallers,
 		m.GoReaders,
 		m.GoServing,
 		m.GoWriters,

@@ -41,6 +41,8 @@
 #include <bpf/bpf_endian.h>
 #include "headers/selection.h"
 #include "headers/events.h"
+#include "headers/threads.h"
+#include "headers/sockets.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -90,6 +92,23 @@ struct {
 	__type(value, __u64);
 } task_counters SEC(".maps");
 
+/* What user space found in a Go binary that uses net/http's client:
+ * go_http_binaries[index in go_round_trip's cookie]. */
+struct go_http_binary {
+	__u64 itab;   /* link-time address of the *net.TCPConn,net.Conn itab; 0: not known (stripped) */
+	__u32 conn;   /* offset of persistConn.conn, an interface (itab, data); 0: not known */
+	__u32 tcp_fd; /* offset of the *netFD in net.TCPConn */
+	__u32 sysfd;  /* offset of pfd.Sysfd in net.netFD */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct go_http_binary);
+} go_http_binaries SEC(".maps");
+
 /* Where node_hooks found each process's AsyncHooks: tgid -> its address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -135,8 +154,30 @@ int go_write_loop(struct pt_regs *ctx)
 	return 0;
 }
 
+/* go_conn_fd is the descriptor of persistConn pc's connection when it is
+ * a TCP connection, else -1. bias is the binary's load bias. Without the
+ * itab (a stripped binary), a connection of another type (TLS) reads as
+ * garbage: an itab's hash where a descriptor would be, nearly always far
+ * above any descriptor, and else no socket's (go_round_trip checks). */
+static __always_inline __s64 go_conn_fd(struct go_http_binary *b, __u64 pc, __u64 bias)
+{
+	__u64 iface[2];
+	if (!b->conn || bpf_probe_read_user(iface, sizeof(iface), (void *)(pc + b->conn)) != 0)
+		return -1;
+	if (b->itab && iface[0] != b->itab + bias)
+		return -1;
+	__u64 netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(iface[1] + b->tcp_fd)) != 0 ||
+	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + b->sysfd)) != 0)
+		return -1;
+	return sysfd >= 0 && sysfd < (1 << 20) ? sysfd : -1; /* at most fs.nr_open's default */
+}
+
 /* func (pc *persistConn) roundTrip(req *transportRequest) (*Response,
- * error): the calling goroutine asks pc to write its request. */
+ * error): the calling goroutine asks pc to write its request. Cookie: the
+ * probed instruction's link-time address << 16 | index in
+ * go_http_binaries. */
 SEC("uprobe")
 int go_round_trip(struct pt_regs *ctx)
 {
@@ -150,6 +191,19 @@ int go_round_trip(struct pt_regs *ctx)
 		return 0;
 	struct task_key k = {.id = TASK_GO_ARG1(r), .tgid = tgid};
 	if (bpf_map_update_elem(&go_callers, &k, &goid, BPF_ANY) != 0)
+		task_count(TASK_NO_ROOM);
+	/* And by its descriptor, for a connection whose writer started
+	 * before this probe was placed. */
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 index = cookie & 0xffff;
+	struct go_http_binary *b = bpf_map_lookup_elem(&go_http_binaries, &index);
+	if (!b)
+		return 0;
+	__s64 fd = go_conn_fd(b, TASK_GO_ARG1(r), TASK_REGS_IP(r) - (cookie >> 16));
+	if (fd < 0 || !fd_socket(fd))
+		return 0; /* not a TCP connection's descriptor */
+	struct task_key fk = {.id = fd, .tgid = tgid};
+	if (bpf_map_update_elem(&go_fd_callers, &fk, &goid, BPF_ANY) != 0)
 		task_count(TASK_NO_ROOM);
 	return 0;
 }

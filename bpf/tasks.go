@@ -1,11 +1,12 @@
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type task_counter -type task_proc tasks tasks.bpf.c -- -I/usr/include
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type task_counter -type task_proc -type go_http_binary tasks tasks.bpf.c -- -I/usr/include
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -59,10 +60,16 @@ func (t *Tracer) ForgetTaskProc(tgid uint32) {
 	_ = t.objs.TaskProcs.Delete(tgid)
 }
 
-// GoHandoff are the file offsets of the functions of net/http probed in a
-// Go binary: (*persistConn).roundTrip and (*persistConn).writeLoop.
+// GoHandoff is what the net/http probes need of a Go binary: the file
+// offsets of (*persistConn).roundTrip (and its link-time address) and of
+// (*persistConn).writeLoop; and, to follow connections whose writer
+// started before the probes, the offsets that lead from a persistConn to
+// its descriptor (Conn 0: not known) and the *net.TCPConn itab's
+// link-time address (0: not known).
 type GoHandoff struct {
-	RoundTrip, WriteLoop uint64
+	RoundTrip, RoundTripAddr, WriteLoop uint64
+	Itab                                uint64
+	Conn, TCPFD, Sysfd                  uint32
 }
 
 // GoGRPC is what the gRPC probes need of a Go binary that uses grpc-go:
@@ -93,6 +100,10 @@ type TaskCounters struct {
 // probed file has its own links.
 type Tasks struct {
 	objs tasksObjects
+
+	mu   sync.Mutex
+	free []uint32 // free indices of go_http_binaries
+	next uint32
 }
 
 // LoadTasks loads the task probes against the tracer's maps. They run only
@@ -106,7 +117,7 @@ func (t *Tracer) LoadTasks() (*Tasks, error) {
 	spec.Maps["pids"].MaxEntries = tm.Pids.MaxEntries()
 	spec.Maps["events"].MaxEntries = tm.Events.MaxEntries()
 	modern := modernKernel()
-	consts := map[string]any{"wakeup_bytes": uint64(tm.Events.MaxEntries() / 8),
+	consts := map[string]any{"wakeup_bytes": uint64(tm.Events.MaxEntries() / 8), "modern": boolU32(modern),
 		"task_regs": boolU32(modern && haveTaskRegs())}
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
@@ -118,8 +129,16 @@ func (t *Tracer) LoadTasks() (*Tasks, error) {
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
 		"events": tm.Events, "pids": tm.Pids, "counters": tm.Counters,
 		"task_procs": tm.TaskProcs, "go_writers": tm.GoWriters, "go_callers": tm.GoCallers,
-		"go_readers": tm.GoReaders,
+		"go_readers": tm.GoReaders, "go_fd_callers": tm.GoFdCallers,
 	}}
+	if !modern {
+		// Task storage cannot be made here: unused arrays instead.
+		for _, m := range spec.Maps {
+			if m.Type == ebpf.TaskStorage {
+				m.Type, m.Flags, m.MaxEntries = ebpf.Array, 0, 1
+			}
+		}
+	}
 	k := &Tasks{}
 	if err := spec.LoadAndAssign(&k.objs, opts); err != nil {
 		return nil, fmt.Errorf("loading the task probes: %w", verifierDetail(err))
@@ -171,9 +190,51 @@ func attachCookies(path string, pid int, probes map[*ebpf.Program][2]uint64) (io
 // in the Go binary at path. Every process that runs it runs the probes;
 // only selected processes' are kept.
 func (k *Tasks) AttachGo(path string, h GoHandoff) (io.Closer, error) {
-	// The writer first: a request whose asker is seen before its writer
-	// is merely unlinked, never linked wrong.
-	return attachAt(path, 0, map[*ebpf.Program]uint64{k.objs.GoWriteLoop: h.WriteLoop, k.objs.GoRoundTrip: h.RoundTrip})
+	index, err := k.takeIndex()
+	if err != nil {
+		return nil, err
+	}
+	v := tasksGoHttpBinary{Itab: h.Itab, Conn: h.Conn, TcpFd: h.TCPFD, Sysfd: h.Sysfd}
+	if err := k.objs.GoHttpBinaries.Update(index, &v, ebpf.UpdateAny); err != nil {
+		k.freeIndex(index)
+		return nil, fmt.Errorf("describing %s to the net/http probes: %w", path, err)
+	}
+	c, err := attachCookies(path, 0, map[*ebpf.Program][2]uint64{
+		k.objs.GoWriteLoop: {h.WriteLoop, 0}, k.objs.GoRoundTrip: {h.RoundTrip, h.RoundTripAddr<<16 | uint64(index)}})
+	if err != nil {
+		k.freeIndex(index)
+		return nil, err
+	}
+	return closerFunc(func() error {
+		err := c.Close()
+		k.freeIndex(index)
+		return err
+	}), nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+func (k *Tasks) takeIndex() (uint32, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := len(k.free); n > 0 {
+		i := k.free[n-1]
+		k.free = k.free[:n-1]
+		return i, nil
+	}
+	if k.next >= k.objs.GoHttpBinaries.MaxEntries() {
+		return 0, fmt.Errorf("%d Go binaries are probed already", k.next)
+	}
+	k.next++
+	return k.next - 1, nil
+}
+
+func (k *Tasks) freeIndex(i uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.free = append(k.free, i)
 }
 
 // AttachGoGRPC probes the hand-over of gRPC messages, and the readers of

@@ -45,6 +45,15 @@ type tasksEvent struct {
 	Data        [24576]uint8
 }
 
+type tasksGoHttpBinary struct {
+	_     structs.HostLayout
+	Itab  uint64
+	Conn  uint32
+	TcpFd uint32
+	Sysfd uint32
+	Pad   uint32
+}
+
 type tasksTaskCounter uint32
 
 const (
@@ -81,6 +90,8 @@ const (
 	tasksMapCounters          = "counters"
 	tasksMapEvents            = "events"
 	tasksMapGoCallers         = "go_callers"
+	tasksMapGoFdCallers       = "go_fd_callers"
+	tasksMapGoHttpBinaries    = "go_http_binaries"
 	tasksMapGoReaders         = "go_readers"
 	tasksMapGoWriters         = "go_writers"
 	tasksMapLossyCount        = "lossy_count"
@@ -90,6 +101,7 @@ const (
 	tasksMapScratch           = "scratch"
 	tasksMapTaskCounters      = "task_counters"
 	tasksMapTaskProcs         = "task_procs"
+	tasksMapThreadBlank       = "thread_blank"
 	tasksProgGoGrpcReader     = "go_grpc_reader"
 	tasksProgGoGrpcWrite      = "go_grpc_write"
 	tasksProgGoRoundTrip      = "go_round_trip"
@@ -97,6 +109,7 @@ const (
 	tasksProgNodeHooks        = "node_hooks"
 	tasksProgNodeParserInit   = "node_parser_init"
 	tasksProgNodeSocket       = "node_socket"
+	tasksVarModern            = "modern"
 	tasksVarTaskRegs          = "task_regs"
 	tasksVarUnusedCounter     = "unused_counter"
 	tasksVarUnusedEventFlag   = "unused_event_flag"
@@ -164,6 +177,8 @@ type tasksMapSpecs struct {
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	GoCallers      *ebpf.MapSpec `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.MapSpec `ebpf:"go_fd_callers"`
+	GoHttpBinaries *ebpf.MapSpec `ebpf:"go_http_binaries"`
 	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
 	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
@@ -173,12 +188,14 @@ type tasksMapSpecs struct {
 	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
 	TaskCounters   *ebpf.MapSpec `ebpf:"task_counters"`
 	TaskProcs      *ebpf.MapSpec `ebpf:"task_procs"`
+	ThreadBlank    *ebpf.MapSpec `ebpf:"thread_blank"`
 }
 
 // tasksVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tasksVariableSpecs struct {
+	Modern            *ebpf.VariableSpec `ebpf:"modern"`
 	TaskRegs          *ebpf.VariableSpec `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
@@ -211,6 +228,8 @@ type tasksMaps struct {
 	Counters       *ebpf.Map `ebpf:"counters"`
 	Events         *ebpf.Map `ebpf:"events"`
 	GoCallers      *ebpf.Map `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.Map `ebpf:"go_fd_callers"`
+	GoHttpBinaries *ebpf.Map `ebpf:"go_http_binaries"`
 	GoReaders      *ebpf.Map `ebpf:"go_readers"`
 	GoWriters      *ebpf.Map `ebpf:"go_writers"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
@@ -220,6 +239,7 @@ type tasksMaps struct {
 	Scratch        *ebpf.Map `ebpf:"scratch"`
 	TaskCounters   *ebpf.Map `ebpf:"task_counters"`
 	TaskProcs      *ebpf.Map `ebpf:"task_procs"`
+	ThreadBlank    *ebpf.Map `ebpf:"thread_blank"`
 }
 
 func (m *tasksMaps) Close() error {
@@ -227,6 +247,8 @@ func (m *tasksMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.GoCallers,
+		m.GoFdCallers,
+		m.GoHttpBinaries,
 		m.GoReaders,
 		m.GoWriters,
 		m.LossyCount,
@@ -236,6 +258,7 @@ func (m *tasksMaps) Close() error {
 		m.Scratch,
 		m.TaskCounters,
 		m.TaskProcs,
+		m.ThreadBlank,
 	)
 }
 
@@ -243,6 +266,7 @@ func (m *tasksMaps) Close() error {
 //
 // It can be passed to loadTasksObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tasksVariables struct {
+	Modern            *ebpf.Variable `ebpf:"modern"`
 	TaskRegs          *ebpf.Variable `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`

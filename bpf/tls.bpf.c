@@ -236,6 +236,7 @@ int ssl_enter(struct pt_regs *ctx)
 	t->buf = C_ARG2(r);
 	t->count_at = C_ARG4(r);
 	t->inside = 0;
+	t->tie_to = t->last_read && bpf_ktime_get_ns() - t->read_at < READ_TIE_NS ? t->last_read : 0;
 	return 0;
 }
 
@@ -278,9 +279,11 @@ int ssl_return(struct pt_regs *ctx)
 	__u64 sock = ssl_socket(tgid, ssl);
 	if (!sock && !t->inside) {
 		/* Memory BIO: the ciphertext moved outside the call. */
-		if (reading && t->last_read) {
-			tie_ssl(tgid, ssl, t->last_read, SSL_BOUND_AFTER);
-			sock = t->last_read;
+		if (reading && t->tie_to) {
+			tie_ssl(tgid, ssl, t->tie_to, SSL_BOUND_AFTER);
+			sock = t->tie_to;
+			if (t->last_read == sock)
+				t->last_read = 0; /* one read ties one SSL object at most */
 		} else if (!reading) {
 			t->pending = ssl;
 		}

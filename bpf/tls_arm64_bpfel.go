@@ -120,6 +120,8 @@ type tlsSslThread struct {
 	Buf      uint64
 	CountAt  uint64
 	LastRead uint64
+	ReadAt   uint64
+	TieTo    uint64
 	Pending  uint64
 	Fn       uint8
 	Inside   uint8
@@ -167,6 +169,7 @@ const (
 	tlsMapGoBinaries        = "go_binaries"
 	tlsMapGoCallers         = "go_callers"
 	tlsMapGoCalls           = "go_calls"
+	tlsMapGoFdCallers       = "go_fd_callers"
 	tlsMapGoReaders         = "go_readers"
 	tlsMapGoWriters         = "go_writers"
 	tlsMapLossyCount        = "lossy_count"
@@ -255,6 +258,7 @@ type tlsMapSpecs struct {
 	GoBinaries   *ebpf.MapSpec `ebpf:"go_binaries"`
 	GoCallers    *ebpf.MapSpec `ebpf:"go_callers"`
 	GoCalls      *ebpf.MapSpec `ebpf:"go_calls"`
+	GoFdCallers  *ebpf.MapSpec `ebpf:"go_fd_callers"`
 	GoReaders    *ebpf.MapSpec `ebpf:"go_readers"`
 	GoWriters    *ebpf.MapSpec `ebpf:"go_writers"`
 	LossyCount   *ebpf.MapSpec `ebpf:"lossy_count"`
@@ -313,6 +317,7 @@ type tlsMaps struct {
 	GoBinaries   *ebpf.Map `ebpf:"go_binaries"`
 	GoCallers    *ebpf.Map `ebpf:"go_callers"`
 	GoCalls      *ebpf.Map `ebpf:"go_calls"`
+	GoFdCallers  *ebpf.Map `ebpf:"go_fd_callers"`
 	GoReaders    *ebpf.Map `ebpf:"go_readers"`
 	GoWriters    *ebpf.Map `ebpf:"go_writers"`
 	LossyCount   *ebpf.Map `ebpf:"lossy_count"`
@@ -337,6 +342,7 @@ func (m *tlsMaps) Close() error {
 		m.GoBinaries,
 		m.GoCallers,
 		m.GoCalls,
+		m.GoFdCallers,
 		m.GoReaders,
 		m.GoWriters,
 		m.LossyCount,

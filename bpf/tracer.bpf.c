@@ -155,6 +155,7 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (nr == nr_close) {
 		send_conn(EVENT_CLOSE, pid_tgid, SYSCALL_ARG1(regs));
+		task_fd_closed(pid_tgid, SYSCALL_ARG1(regs));
 		return 0;
 	}
 	__u16 op = syscall_op(nr);

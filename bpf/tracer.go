@@ -199,6 +199,11 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8),
 		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern), "task_regs": boolU32(modern && haveTaskRegs())}
 	consts["propagate_tcp"] = boolU32(opts.PropagateTCP)
+	if !opts.PropagateTCP { // the TCP option's maps, unused: as small as they can be
+		for _, name := range []string{"tcp_out", "tcp_in", "tcp_plans"} {
+			spec.Maps[name].MaxEntries = 1
+		}
+	}
 	for name, nr := range syscallNumbers {
 		consts[name] = nr
 	}

@@ -164,6 +164,8 @@ type tracerSslThread struct {
 	Buf      uint64
 	CountAt  uint64
 	LastRead uint64
+	ReadAt   uint64
+	TieTo    uint64
 	Pending  uint64
 	Fn       uint8
 	Inside   uint8
@@ -248,6 +250,7 @@ const (
 	tracerMapFrameCount        = "frame_count"
 	tracerMapFrameSocks        = "frame_socks"
 	tracerMapGoCallers         = "go_callers"
+	tracerMapGoFdCallers       = "go_fd_callers"
 	tracerMapGoReaders         = "go_readers"
 	tracerMapGoServing         = "go_serving"
 	tracerMapGoWriters         = "go_writers"
@@ -361,6 +364,7 @@ type tracerMapSpecs struct {
 	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
 	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
 	GoCallers      *ebpf.MapSpec `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.MapSpec `ebpf:"go_fd_callers"`
 	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
 	GoServing      *ebpf.MapSpec `ebpf:"go_serving"`
 	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
@@ -446,6 +450,7 @@ type tracerMaps struct {
 	FrameCount     *ebpf.Map `ebpf:"frame_count"`
 	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
 	GoCallers      *ebpf.Map `ebpf:"go_callers"`
+	GoFdCallers    *ebpf.Map `ebpf:"go_fd_callers"`
 	GoReaders      *ebpf.Map `ebpf:"go_readers"`
 	GoServing      *ebpf.Map `ebpf:"go_serving"`
 	GoWriters      *ebpf.Map `ebpf:"go_writers"`
@@ -483,6 +488,7 @@ func (m *tracerMaps) Close() error {
 		m.FrameCount,
 		m.FrameSocks,
 		m.GoCallers,
+		m.GoFdCallers,
 		m.GoReaders,
 		m.GoServing,
 		m.GoWriters,

@@ -25,6 +25,8 @@ type flowsNet struct {
 	nsA, nsB     string
 	ifA, ifB     string
 	addrA, addrB netip.Addr
+	// v6A, v6B are the ends' IPv6 addresses.
+	v6A, v6B netip.Addr
 }
 
 var flowsNetSeq atomic.Int32
@@ -51,6 +53,9 @@ func newFlowsNet(t *testing.T) flowsNet {
 	for _, ns := range []string{n.nsA, n.nsB} {
 		ip("-n", ns, "link", "set", "lo", "up")
 	}
+	n.v6A, n.v6B = netip.MustParseAddr(fmt.Sprintf("fd33:%x::1", seq)), netip.MustParseAddr(fmt.Sprintf("fd33:%x::2", seq))
+	ip("-n", n.nsA, "addr", "add", n.v6A.String()+"/64", "dev", n.ifA, "nodad")
+	ip("-n", n.nsB, "addr", "add", n.v6B.String()+"/64", "dev", n.ifB, "nodad")
 	ip("-n", n.nsA, "link", "set", n.ifA, "up")
 	ip("-n", n.nsB, "link", "set", n.ifB, "up")
 	return n
@@ -91,18 +96,24 @@ func (n flowsNet) exec(ns string, env ...string) *exec.Cmd {
 // udpSend sends count datagrams of size bytes from a to b and reports how
 // many arrived: a TC program that dropped or mangled one would show.
 func (n flowsNet) udpSend(t *testing.T, port, count, size int) int {
+	return n.udpSendTo(t, n.addrB, port, count, size)
+}
+
+// udpSendTo is udpSend to address to of b (IPv4 or IPv6).
+func (n flowsNet) udpSendTo(t *testing.T, to netip.Addr, port, count, size int) int {
 	t.Helper()
 	var srv, cli *net.UDPConn
 	n.in(t, n.nsB, func() (err error) {
-		srv, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.addrB, uint16(port))))
+		srv, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, uint16(port))))
 		return err
 	})
 	defer srv.Close()
 	n.in(t, n.nsA, func() (err error) {
-		cli, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.addrB, uint16(port))))
+		cli, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, uint16(port))))
 		return err
 	})
 	defer cli.Close()
+	var received atomic.Int64
 	got := make(chan int)
 	go func() {
 		buf := make([]byte, 65536)
@@ -115,18 +126,21 @@ func (n flowsNet) udpSend(t *testing.T, port, count, size int) int {
 			}
 			if m == size && buf[0] == byte(k) {
 				k++
+				received.Store(int64(k))
 			}
 		}
 		got <- k
 	}()
 	msg := make([]byte, size)
 	for i := 0; i < count; i++ {
+		// At most 16 in flight: the receiving socket's buffer, which a slow
+		// reader overflows, is not what is tested.
+		for deadline := time.Now().Add(2 * time.Second); int64(i)-received.Load() >= 16 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Microsecond)
+		}
 		msg[0] = byte(i)
 		_, err := cli.Write(msg)
 		require.NoError(t, err)
-		if i%50 == 49 {
-			time.Sleep(time.Millisecond) // the receiving socket's buffer is not what is tested
-		}
 	}
 	return <-got
 }

@@ -87,6 +87,11 @@ func (st tlsServerTest) run(t *testing.T, c certs, extraPids ...int) {
 		h.waitInstrumented(t, pid)
 		h.waitTLS(t, pid)
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("TLS self-telemetry: %s", h.tlsTelemetry(t))
+		}
+	}()
 
 	curl := runCurlTLS(t, c.cert, curlURLs(st.addr))
 	py := runPythonTLSClient(t, c.cert, "https://"+st.addr+"/py/b", "20", "https://"+st.addr+"/big", "1")
@@ -94,9 +99,7 @@ func (st tlsServerTest) run(t *testing.T, c certs, extraPids ...int) {
 	post := runGoTLSClient(t, c.cert, 3, "E2E_URLS=https://"+st.addr+"/go/post", "E2E_REQUESTS=3", "E2E_CONCURRENCY=1",
 		"E2E_POST_SIZE="+strconv.Itoa(1<<20))
 
-	want := sumCounts(curlWant, pyWant, goWant, postWant)
-	served := h.waitSpans(t, st.pid, ptrace.SpanKindServer, 224)
-	assert.Equal(t, want, tlsCounts(served), "server spans by path and status")
+	served := h.waitTLSSpans(t, st.pid, ptrace.SpanKindServer, sumCounts(curlWant, pyWant, goWant, postWant))
 	for _, s := range served {
 		assert.Equal(t, "https", s.str("url.scheme"), s.Name())
 		assert.Equal(t, port, strconv.FormatInt(s.int("server.port"), 10))
@@ -115,12 +118,7 @@ func (st tlsServerTest) run(t *testing.T, c certs, extraPids ...int) {
 		pid  int
 		want map[string]int
 	}{{"curl", curl, curlWant}, {"python", py, pyWant}, {"go", goPid, goWant}, {"go post", post, postWant}} {
-		n := 0
-		for _, v := range client.want {
-			n += v
-		}
-		got := h.waitSpans(t, client.pid, ptrace.SpanKindClient, n)
-		assert.Equal(t, client.want, tlsCounts(got), "%s client spans", client.name)
+		got := h.waitTLSSpans(t, client.pid, ptrace.SpanKindClient, client.want)
 		for _, s := range got {
 			assert.Equal(t, "https", s.str("url.scheme"), client.name)
 			assert.True(t, strings.HasPrefix(s.str("url.full"), "https://"), "%s: %s", client.name, s.str("url.full"))
@@ -133,6 +131,23 @@ func (st tlsServerTest) run(t *testing.T, c certs, extraPids ...int) {
 	t.Logf("server: %d spans; %s", len(served), h.tlsTelemetry(t))
 	assert.LessOrEqual(t, h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", "undetected_bytes"), int64(0),
 		"ciphertext is never offered to the parsers")
+}
+
+// waitTLSSpans waits for the spans of kind of process pid, as many as
+// want counts, then checks that they are exactly those by path and status
+// (a diff of the counts says what is missing or extra).
+func (h *harness) waitTLSSpans(t *testing.T, pid int, kind ptrace.SpanKind, want map[string]int) []span {
+	t.Helper()
+	n := 0
+	for _, v := range want {
+		n += v
+	}
+	assert.Eventually(t, func() bool { return len(h.spansOf(pid, kind)) >= n },
+		15*time.Second, 50*time.Millisecond, "pid %d: waiting for %d %v spans", pid, n, kind)
+	time.Sleep(500 * time.Millisecond) // time enough for extra spans to show up
+	got := h.spansOf(pid, kind)
+	require.Equal(t, want, tlsCounts(got), "pid %d: %v spans by path and status", pid, kind)
+	return got
 }
 
 // tlsTelemetry is the receiver's TLS self-telemetry, as text for logs.

@@ -38,6 +38,7 @@ var (
 	probeGoRoundTrip  = attr("probe", "go_round_trip")
 	probeGoWriteLoop  = attr("probe", "go_write_loop")
 	probeGoGRPCWrite  = attr("probe", "go_grpc_write")
+	probeGoGRPCReader = attr("probe", "go_grpc_reader")
 	probeNodeParser   = attr("probe", "node_parser_init")
 	probeNodeSocket   = attr("probe", "node_socket")
 	probeNodeHooks    = attr("probe", "node_hooks")
@@ -66,8 +67,10 @@ type kernelTasks struct {
 
 var errNoTaskProbes = errors.New("the task probes could not be loaded")
 
-func (k kernelTasks) SetTaskProc(tgid uint32, p bpf.TaskProc) error { return k.tracer.SetTaskProc(tgid, p) }
-func (k kernelTasks) ForgetTaskProc(tgid uint32)                     { k.tracer.ForgetTaskProc(tgid) }
+func (k kernelTasks) SetTaskProc(tgid uint32, p bpf.TaskProc) error {
+	return k.tracer.SetTaskProc(tgid, p)
+}
+func (k kernelTasks) ForgetTaskProc(tgid uint32) { k.tracer.ForgetTaskProc(tgid) }
 
 func (k kernelTasks) AttachGo(path string, h bpf.GoHandoff) (io.Closer, error) {
 	if k.probes == nil {
@@ -132,6 +135,7 @@ func (r *Receiver) startParents() error {
 		o.Observe(int64(c.RoundTrip), probeGoRoundTrip)
 		o.Observe(int64(c.WriteLoop), probeGoWriteLoop)
 		o.Observe(int64(c.GRPCWrite), probeGoGRPCWrite)
+		o.Observe(int64(c.GRPCReader), probeGoGRPCReader)
 		o.Observe(int64(c.NodeParser), probeNodeParser)
 		o.Observe(int64(c.NodeSocket), probeNodeSocket)
 		o.Observe(int64(c.NodeHooks), probeNodeHooks)

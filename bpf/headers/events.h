@@ -195,7 +195,7 @@ static __always_inline struct event *new_event(__u8 kind, __u64 pid_tgid, __u32 
 	e->lport = 0;
 	e->rport = 0;
 	struct task t;
-	task_current(pid_tgid, kind == EVENT_WRITE, &t);
+	task_current(pid_tgid, kind == EVENT_WRITE, fd, &t);
 	e->task = t.id;
 	e->task_trigger = t.trigger;
 	e->task_clock = t.clock;

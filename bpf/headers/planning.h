@@ -44,7 +44,7 @@ static __always_inline __u8 injectable(struct sock *sk)
 
 /* new_plan builds the plan of the request s scanned: a new client span in
  * the trace of the request the thread serves, if any. */
-static __always_inline void new_plan(__u64 pid_tgid, struct head_scan *s)
+static __always_inline void new_plan(__u64 pid_tgid, __u32 fd, struct head_scan *s)
 {
 	__u32 zero = 0;
 	struct plan *p = bpf_map_lookup_elem(&scratch_plan, &zero);
@@ -55,7 +55,7 @@ static __always_inline void new_plan(__u64 pid_tgid, struct head_scan *s)
 	p->offset = s->headers;
 	__u64 now = bpf_ktime_get_ns();
 	struct trace_ctx parent;
-	if (served_by(pid_tgid, s->line_hash, now, &parent)) {
+	if (served_by_fd(pid_tgid, fd, s->line_hash, now, &parent)) {
 		__builtin_memcpy(p->ctx.trace_id, parent.trace_id, 16);
 		__builtin_memcpy(p->ctx.parent_id, parent.span_id, 8);
 		p->ctx.flags = parent.flags;
@@ -104,7 +104,7 @@ static __always_inline __u8 plan_injection(__u64 pid_tgid, struct moved *m, __u3
 		why = NOT_INJECTED_HEAD; /* the head goes on beyond what we saw */
 	if (why)
 		return why;
-	new_plan(pid_tgid, &s);
+	new_plan(pid_tgid, fd, &s);
 	return 0;
 }
 

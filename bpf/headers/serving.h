@@ -178,7 +178,7 @@ static __always_inline void end_serving(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct task t;
-	if (task_current(pid_tgid, false, &t) == TASK_RUNTIME_GO) {
+	if (task_current(pid_tgid, false, 0, &t) == TASK_RUNTIME_GO) {
 		if (t.id) {
 			struct task_key k = {.id = t.id, .tgid = tgid};
 			bpf_map_delete_elem(&go_serving, &k);
@@ -191,19 +191,19 @@ static __always_inline void end_serving(__u64 pid_tgid)
 		__sync_fetch_and_add(&ps->open, -1);
 }
 
-/* served_by finds the request a call written by thread pid_tgid belongs
- * to, when it can be told for sure (the receiver's rules, in
- * internal/correlate): in Go, the request the writing goroutine (or the
+/* served_by_fd finds the request a call written by thread pid_tgid (on
+ * descriptor fd, 0 if not known) belongs to, when it can be told for sure
+ * (the receiver's rules, in internal/correlate): in Go, the request the writing goroutine (or the
  * one it writes for) serves; else the one request the process read with
  * the same request line (a proxy forwarding it; each is forwarded once);
  * else, in a process whose threads serve a request each, the one the
  * thread serves; else the process's only one. A wrong parent is worse
  * than none: several candidates give none. */
-static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now, struct trace_ctx *found)
+static __always_inline bool served_by_fd(__u64 pid_tgid, __u32 fd, __u64 line_hash, __u64 now, struct trace_ctx *found)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct task t;
-	__u8 runtime = task_current(pid_tgid, true, &t);
+	__u8 runtime = task_current(pid_tgid, true, fd, &t);
 	if (runtime == TASK_RUNTIME_GO && t.id) {
 		struct task_key k = {.id = t.id, .tgid = tgid};
 		struct trace_ctx *g = bpf_map_lookup_elem(&go_serving, &k);
@@ -233,6 +233,12 @@ static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now
 		return true;
 	}
 	return false;
+}
+
+/* served_by is served_by_fd for a call whose descriptor is not known. */
+static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now, struct trace_ctx *found)
+{
+	return served_by_fd(pid_tgid, 0, line_hash, now, found);
 }
 
 #endif

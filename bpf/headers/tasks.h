@@ -78,6 +78,17 @@ struct {
 	__type(value, __u64);
 } go_callers SEC(".maps");
 
+/* Go: the goroutine that asked for the request a net/http connection
+ * writes next, by (descriptor, tgid), for the connections whose writer
+ * goroutine started before the probes were placed (go_writers does not
+ * know it). close() forgets it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct task_key);
+	__type(value, __u64);
+} go_fd_callers SEC(".maps");
+
 /* Go: the grpc-go transport (*http2Client) each reader goroutine reads
  * for, by (goroutine id, tgid): its reads name it (task.trigger), which
  * ties the transport to its connection in user space. */
@@ -117,16 +128,29 @@ static __always_inline __u64 go_goid(__u64 g, __u32 offset)
 	return goid;
 }
 
-/* go_handoff turns a writer goroutine into the goroutine it writes for. */
-static __always_inline __u64 go_handoff(__u32 tgid, __u64 goid)
+/* go_handoff turns a goroutine that writes on descriptor fd into the
+ * goroutine it writes for: by its connection, when it is a writeLoop
+ * whose start was seen, else by the descriptor. */
+static __always_inline __u64 go_handoff(__u32 tgid, __u64 goid, __u32 fd)
 {
 	struct task_key k = {.id = goid, .tgid = tgid};
 	__u64 *conn = bpf_map_lookup_elem(&go_writers, &k);
-	if (!conn)
-		return goid;
-	struct task_key ck = {.id = *conn, .tgid = tgid};
-	__u64 *caller = bpf_map_lookup_elem(&go_callers, &ck);
+	__u64 *caller = 0;
+	if (conn) {
+		struct task_key ck = {.id = *conn, .tgid = tgid};
+		caller = bpf_map_lookup_elem(&go_callers, &ck);
+	} else if (fd) {
+		struct task_key fk = {.id = fd, .tgid = tgid};
+		caller = bpf_map_lookup_elem(&go_fd_callers, &fk);
+	}
 	return caller ? *caller : goid;
+}
+
+/* task_fd_closed forgets who asked for the next request on fd. */
+static __always_inline void task_fd_closed(__u64 pid_tgid, __u32 fd)
+{
+	struct task_key fk = {.id = fd, .tgid = pid_tgid >> 32};
+	bpf_map_delete_elem(&go_fd_callers, &fk);
 }
 
 /* task_runtime_of is process tgid's runtime, 0 when user space named none. */
@@ -137,10 +161,11 @@ static __always_inline __u8 task_runtime_of(__u32 tgid)
 }
 
 /* task_current fills t with the task the current syscall (or probe) of
- * process pid_tgid runs for; writing: it writes, so a goroutine that
- * writes for another counts as that one. It returns the process's
- * runtime (enum task_runtime), or 0 when user space named none. */
-static __always_inline __u8 task_current(__u64 pid_tgid, bool writing, struct task *t)
+ * process pid_tgid runs for; writing: it writes (on descriptor fd, 0 if
+ * not known), so a goroutine that writes for another counts as that one.
+ * It returns the process's runtime (enum task_runtime), or 0 when user
+ * space named none. */
+static __always_inline __u8 task_current(__u64 pid_tgid, bool writing, __u32 fd, struct task *t)
 {
 	t->id = t->trigger = t->clock = 0;
 	__u32 tgid = pid_tgid >> 32;
@@ -154,7 +179,7 @@ static __always_inline __u8 task_current(__u64 pid_tgid, bool writing, struct ta
 		struct pt_regs___tasks *r = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		t->id = go_goid(TASK_GO_G(r), p->goid_offset);
 		if (t->id && writing) {
-			t->id = go_handoff(tgid, t->id);
+			t->id = go_handoff(tgid, t->id, fd);
 		} else if (t->id) {
 			struct task_key k = {.id = t->id, .tgid = tgid};
 			__u64 *transport = bpf_map_lookup_elem(&go_readers, &k);

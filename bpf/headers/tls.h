@@ -19,9 +19,11 @@
  * and then writes the records out at once. So an SSL object that was never
  * tied is tied to the socket of the thread's latest socket read, when
  * SSL_read returns plaintext, provided that read began with a TLS record
- * header (SSL_BOUND_AFTER); or to the socket of the thread's next write
- * after SSL_write, provided it begins with an application data record. A
- * later syscall inside a call overrides such a tie. */
+ * header (or went on with what the thread's previous read of that socket
+ * began), came less than READ_TIE_NS before the call, and tied no other
+ * SSL object (SSL_BOUND_AFTER); or to the socket of the thread's next write after
+ * SSL_write, provided it begins with an application data record. A later
+ * syscall inside a call overrides such a tie. */
 #ifndef TRACER_TLS_H
 #define TRACER_TLS_H
 
@@ -36,7 +38,9 @@ struct ssl_thread {
 	__u64 ssl;       /* the SSL object of the call the thread is in; 0 in none */
 	__u64 buf;       /* the call's buffer */
 	__u64 count_at;  /* SSL_read_ex, SSL_write_ex: where the byte count goes */
-	__u64 last_read; /* sock of the thread's latest socket read if it began with a TLS record header, else 0 */
+	__u64 last_read; /* sock of the thread's latest socket read if it carried TLS records, else 0 */
+	__u64 read_at;   /* when (bpf_ktime_get_ns) */
+	__u64 tie_to;    /* last_read when the call began, if recent enough to tie its SSL object */
 	__u64 pending;   /* an SSL object SSL_write left untied: the thread's next write ties it */
 	__u8 fn;         /* what the call is (enum ssl_fn of tls.bpf.c) */
 	__u8 inside;     /* a socket syscall moved bytes during the call */
@@ -82,6 +86,10 @@ struct {
 #define TLS_RECORD_HEADER 5
 #define TLS_RECORD_MAX (16384 + 2048)
 #define TLS_APPLICATION_DATA 23
+/* How recent, when SSL_read is called, the read that ties an SSL object
+ * of a memory BIO must be: Node.js calls SSL_read in the very callback of
+ * the read, and the rest is the scheduler's doing. */
+#define READ_TIE_NS (100 * 1000 * 1000)
 
 /* tls_record_type is the content type of the TLS record header at the
  * start of hdr (change_cipher_spec 20, alert 21, handshake 22,
@@ -134,7 +142,11 @@ static __always_inline bool tls_ciphertext(__u64 pid_tgid, __u64 sock, struct mo
 		return ssl_socket(tgid, t->ssl) == sock;
 	}
 	if (reading) {
-		t->last_read = type ? sock : 0;
+		/* A record begins, or the one the thread's previous read of this
+		 * socket began goes on: Node reads into the room its BIO has
+		 * left, which may end inside a record. */
+		t->last_read = type || sock == t->last_read ? sock : 0;
+		t->read_at = bpf_ktime_get_ns();
 		return false;
 	}
 	if (t->pending) {

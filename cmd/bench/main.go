@@ -60,6 +60,7 @@ func main() {
 	httpBench := flag.Bool("http", true, "run the HTTP bench")
 	networkDuration := flag.Duration("network-duration", 2*time.Second, "duration of one bulk transfer of the network bench; 0 skips it")
 	tlsDuration := flag.Duration("tls-duration", 3*time.Second, "wrk duration of one run of the TLS bench; 0 skips it")
+	parentsDuration := flag.Duration("parents-duration", 4*time.Second, "wrk duration of one run of the parents bench (parents.go); 0 skips it")
 	flag.Parse()
 	if *httpBench {
 		if err := run(*collector, *rounds, *duration, *conns); err != nil {
@@ -81,6 +82,12 @@ func main() {
 	}
 	if *tlsDuration > 0 {
 		if err := runTLS(*collector, *rounds, *tlsDuration, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *parentsDuration > 0 {
+		if err := runParents(*collector, *rounds, *parentsDuration, *conns); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -94,14 +94,43 @@ func goHandoff(b *gobinary.Binary) (bpf.GoHandoff, error) {
 	if !ok1 || !ok2 {
 		return bpf.GoHandoff{}, errNotUsed
 	}
-	var h bpf.GoHandoff
+	h := bpf.GoHandoff{RoundTripAddr: rt.Entry}
 	if h.RoundTrip, err = b.FileOffset(rt.Entry); err != nil {
 		return h, err
 	}
 	if h.WriteLoop, err = b.FileOffset(wl.Entry); err != nil {
 		return h, err
 	}
+	goConnLayout(b, &h)
 	return h, nil
+}
+
+// goConnFields lead from a persistConn to its connection's descriptor.
+var goConnFields = []gobinary.Field{
+	{Struct: "net/http.persistConn", Name: "conn"},
+	{Struct: "net.TCPConn", Name: "conn"},
+	{Struct: "net.conn", Name: "fd"},
+	{Struct: "net.netFD", Name: "pfd"},
+	{Struct: "internal/poll.FD", Name: "Sysfd"},
+}
+
+// goConnLayout fills the offsets that lead from a persistConn to its
+// descriptor, from DWARF, else from the Go release (the same from go1.21
+// to go1.26: persistConn.conn at 80, net.TCPConn's *netFD at 0, its
+// Sysfd at 16); unknown, they stay 0, and only connections whose writer
+// goroutine started after the probes are followed.
+func goConnLayout(b *gobinary.Binary, h *bpf.GoHandoff) {
+	if offs, err := b.FieldOffsets(goConnFields...); err == nil {
+		h.Conn, h.TCPFD, h.Sysfd = uint32(offs[0]), uint32(offs[1]+offs[2]), uint32(offs[3]+offs[4])
+	} else if b.Version.AtLeast(1, 21) && !b.Version.AtLeast(1, 27) {
+		h.Conn, h.TCPFD, h.Sysfd = 80, 0, 16
+	}
+	for _, name := range []string{"go:itab.*net.TCPConn,net.Conn", "go.itab.*net.TCPConn,net.Conn"} {
+		if itab, err := b.Symbol(name); err == nil {
+			h.Itab = itab
+			break
+		}
+	}
 }
 
 // The functions of grpc-go where a goroutine hands a message of its

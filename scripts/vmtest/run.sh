@@ -6,6 +6,12 @@
 # binary is also its own peer) and scripts/vmtest/{init,guest.sh}. The
 # kernel image is fetched once into .cache/vmtest (kernel.sh). Exits
 # non-zero when a test in the guest failed, printing the guest's console.
+#
+# While working on it: VMTEST_PACKAGES ("bpf e2e") says which test binaries
+# go in; VMTEST_BPF and VMTEST_E2E narrow their -test.run; VMTEST_COST=0
+# leaves the cost measurement out; VMTEST_LOG keeps the console in a file;
+# VMTEST_LOGLEVEL=7 shows the kernel's messages; VMTEST_TIMEOUT (900 s)
+# bounds the guest; VMTEST_KERNEL_PKG names another kernel package.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -53,10 +59,10 @@ timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
 rc=$?
 set -e
 ended=$(date +%s)
-summary() { grep -aE '^(VMTEST|=== VMTEST|--- VMTEST|--- FAIL|HOOKCOST|ok |FAIL|PASS)' "$log" || true; }
+summary() { grep -aE '^(VMTEST|=== VMTEST|--- VMTEST|( {4})*--- (PASS|FAIL|SKIP)|HOOK)| HOOKS ' "$log" || true; }
 if [ $rc -eq 0 ] && grep -aq '^VMTEST RESULT: PASS' "$log"; then
 	summary
-	echo "vmtest: passed (build $((built - started))s, guest $((ended - built))s)"
+	echo "vmtest: passed, $(grep -acE '^--- PASS' "$log") tests (build $((built - started))s, guest $((ended - built))s)"
 	exit 0
 fi
 echo "vmtest: FAILED (qemu exit $rc; a timeout is 124); the guest's console:" >&2

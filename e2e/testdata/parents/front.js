@@ -1,6 +1,7 @@
 // A Node.js front service: GET /call/{id} calls GET /work/{id} on the
 // backend (argv[2], host:port) over keep-alive connections and answers
-// with what the backend said. It prints "READY <addr>" once it listens.
+// with what the backend said. It listens on 127.0.0.1, on $PARENTS_PORT or
+// any port, and prints "READY <addr>" once it does.
 'use strict';
 const http = require('http');
 
@@ -17,7 +18,7 @@ const server = http.createServer((req, res) => {
   call.on('error', () => { res.statusCode = 502; res.end(); });
 });
 server.keepAliveTimeout = 30000;
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.env.PARENTS_PORT || 0), '127.0.0.1', () => {
   const a = server.address();
   console.log(`READY ${a.address}:${a.port}`);
 });

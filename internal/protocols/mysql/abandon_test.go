@@ -12,7 +12,9 @@ type abandoner struct {
 	abandoned []uint64 // their RequestStart
 }
 
-func (s *abandoner) Abandoned(x *protocols.Exchange) { s.abandoned = append(s.abandoned, x.RequestStart) }
+func (s *abandoner) Abandoned(x *protocols.Exchange) {
+	s.abandoned = append(s.abandoned, x.RequestStart)
+}
 
 // A command that was Started and then dropped (its answer may have been
 // another's) is abandoned: every Started exchange ends, Done or so.
