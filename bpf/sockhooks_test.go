@@ -140,7 +140,7 @@ func exchangeEvents(t *testing.T, hooks Hooks, propagate bool, network string) [
 			Laddr: net.IP(ev.Laddr[:]).String(), Raddr: net.IP(ev.Raddr[:]).String(),
 			Data: string(data[:min(int(ev.CapLen)+int(ev.ExtLen), len(data))]), Tail: string(ev.Tail[:ev.TailLen])}
 		s.Data = injectedIDs.ReplaceAllString(s.Data, "traceparent: 00-TRACE-SPAN-") // random
-		if ev.Flags&(EventFlagContext|EventFlagInjected) != 0 { // else stale
+		if ev.Flags&(EventFlagContext|EventFlagInjected) != 0 {                      // else stale
 			s.Ids, s.TraceFlags = ev.TraceId != [16]uint8{} && ev.SpanId != [8]uint8{}, ev.TraceFlags
 		}
 		out = append(out, s)

@@ -484,8 +484,7 @@ func shareOf(ids []string, parents, children map[string]span) linkShare {
 // under 16 concurrent callers on one connection: each call's method ends
 // with an id of its own, so every hop of it can be found. The share of
 // client spans of the relay parented to the server span they were made
-// for is measured and logged (issue #12 owns parents under load); the
-// other links are measured too. An example server span and its client
+// for must be at least 99%, none wrong; the other links must all be right. An example server span and its client
 // span are logged, for the README.
 func TestGRPCLinking(t *testing.T) {
 	backend := startReady(t, role("grpc-raw-server", "E2E_ADDR=127.0.0.1:0"))
@@ -496,6 +495,7 @@ func TestGRPCLinking(t *testing.T) {
 	})
 	h.waitInstrumented(t, backend.pid())
 	h.waitInstrumented(t, relay.pid())
+	h.waitRuntimeOf(t, relay.pid()) // calls before its probes are placed would be left unlinked
 
 	const callers, calls = 16, 10
 	client := runToDone(t, role("grpc-raw-client", "E2E_TARGET="+relay.addr,
@@ -524,6 +524,8 @@ func TestGRPCLinking(t *testing.T) {
 	t.Logf("  relay client span -> relay server span (in-process): %v", inRelay)
 	t.Logf("  relay server span -> caller's client span:           %v", toRelay)
 	t.Logf("  backend server span -> relay client span:            %v", toBackend)
+	assert.Zero(t, inRelay.wrong, "a call is never put under another call's server span")
+	assert.GreaterOrEqual(t, inRelay.right*100, total*99, "at least 99%% of the relay's calls are under the call they were made for")
 	assert.Equal(t, total, toRelay.right, "a server span is the child of the client span at the other end of its stream")
 	assert.Equal(t, total, toBackend.right, "a server span is the child of the client span at the other end of its stream")
 	h.waitRequestCount(t, relay.pid(), "rpc.server.call.duration", total)
