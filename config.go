@@ -70,6 +70,9 @@ type Config struct {
 	// has them, else the syscall tracepoints; "syscalls" or "socket" force
 	// one. The spans and metrics are the same.
 	Hooks string `mapstructure:"hooks"`
+	// Sampler chooses the traces that become spans (config_sampler.go);
+	// metrics count every request.
+	Sampler SamplerConfig `mapstructure:"sampler"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -194,6 +197,7 @@ func (cfg *Config) Validate() error {
 	if err := validateHooks(cfg.Hooks); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cfg.Sampler.validate()...)
 	if !filepath.IsAbs(cfg.ProcRoot) {
 		errs = append(errs, fmt.Errorf("proc_root: %q must be an absolute path", cfg.ProcRoot))
 	}

@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	full.Kubernetes.Enabled = true
 	full.TLS = false
 	full.Hooks = "syscalls"
+	full.Sampler = SamplerConfig{Name: "parentbased_traceidratio", Ratio: 0.25}
 
 	tests := []struct {
 		id       component.ID
@@ -55,6 +56,7 @@ func TestLoadConfig(t *testing.T) {
 			`context_propagation: "sidecar" must be "none" or "headers"`,
 			`proc_root: "proc" must be an absolute path`,
 			`hooks: "kprobes" must be "auto", "syscalls" or "socket"`,
+			`sampler: ratio 1.5 is not between 0 and 1`,
 		}},
 	}
 	for _, tt := range tests {

@@ -34,6 +34,7 @@ func createDefaultConfig() component.Config {
 		Network:            defaultNetworkConfig(),
 		TLS:                true,
 		Hooks:              "auto",
+		Sampler:            SamplerConfig{Name: "always_on"},
 	}
 }
 

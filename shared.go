@@ -95,5 +95,6 @@ func (cfg *Config) options() (ebpfrcvr.Options, error) {
 		Network:         cfg.Network.options(),
 		TLS:             cfg.TLS,
 		Hooks:           hookModes[cfg.Hooks],
+		Sampler:         cfg.Sampler.sampler(),
 	}, nil
 }

@@ -244,6 +244,8 @@ const (
 	sockhooksVarNrWritev          = "nr_writev"
 	sockhooksVarPropagate         = "propagate"
 	sockhooksVarPropagateTcp      = "propagate_tcp"
+	sockhooksVarSampleBound       = "sample_bound"
+	sockhooksVarSampleMode        = "sample_mode"
 	sockhooksVarSelfTgid          = "self_tgid"
 	sockhooksVarTaskRegs          = "task_regs"
 	sockhooksVarUnusedCounter     = "unused_counter"
@@ -366,6 +368,8 @@ type sockhooksVariableSpecs struct {
 	NrWritev          *ebpf.VariableSpec `ebpf:"nr_writev"`
 	Propagate         *ebpf.VariableSpec `ebpf:"propagate"`
 	PropagateTcp      *ebpf.VariableSpec `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.VariableSpec `ebpf:"sample_bound"`
+	SampleMode        *ebpf.VariableSpec `ebpf:"sample_mode"`
 	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.VariableSpec `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -486,6 +490,8 @@ type sockhooksVariables struct {
 	NrWritev          *ebpf.Variable `ebpf:"nr_writev"`
 	Propagate         *ebpf.Variable `ebpf:"propagate"`
 	PropagateTcp      *ebpf.Variable `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.Variable `ebpf:"sample_bound"`
+	SampleMode        *ebpf.Variable `ebpf:"sample_mode"`
 	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.Variable `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`

@@ -28,6 +28,11 @@
  *     transport is for; go_grpc_reader, at the transport's reader
  *     goroutine's start (once per connection), makes that goroutine's
  *     reads name the transport, which ties it to its connection.
+ *   - A Go HTTP/2 server (grpc-go, net/http, x/net) reads a stream's
+ *     request on its connection's reader goroutine and serves it on
+ *     another: go_grpc_serve, at grpc-go's handleStream, and go_h2_serve,
+ *     at the HTTP/2 servers' runHandler (once per stream each), tell user
+ *     space which goroutine serves which stream of which socket.
  *   - node_hooks, at AsyncHooks::push_async_context, is attached to one
  *     process until its first hit: it tells user space where the
  *     process's AsyncHooks are, which holds async_id_fields.
@@ -56,6 +61,8 @@ struct task_uregs {
 #define TASK_C_ARG2(r) ((r)->si)
 #define TASK_GO_ARG1(r) ((r)->ax)
 #define TASK_GO_ARG2(r) ((r)->bx)
+#define TASK_GO_ARG3(r) ((r)->cx)
+#define TASK_GO_ARG4(r) ((r)->di)
 #define TASK_GO_REG_G(r) ((r)->r14)
 #define TASK_REGS_IP(r) ((r)->ip)
 #elif defined(__TARGET_ARCH_arm64)
@@ -67,6 +74,8 @@ struct task_uregs {
 #define TASK_C_ARG2(r) ((r)->regs[1])
 #define TASK_GO_ARG1(r) ((r)->regs[0])
 #define TASK_GO_ARG2(r) ((r)->regs[1])
+#define TASK_GO_ARG3(r) ((r)->regs[2])
+#define TASK_GO_ARG4(r) ((r)->regs[3])
 #define TASK_GO_REG_G(r) ((r)->regs[28])
 #define TASK_REGS_IP(r) ((r)->pc)
 #endif
@@ -80,6 +89,9 @@ enum task_counter {
 	TASK_HITS_NODE_SOCKET,    /* node_socket ran */
 	TASK_HITS_NODE_HOOKS,     /* node_hooks ran */
 	TASK_NO_ROOM,             /* a hand-off not kept: its map had no room */
+	TASK_HITS_GRPC_SERVE,     /* go_grpc_serve ran */
+	TASK_HITS_H2_SERVE,       /* go_h2_serve ran */
+	TASK_SERVE_UNTOLD,        /* a stream's handler whose connection was none the probe follows */
 	TASK_COUNTER_MAX,
 };
 
@@ -258,6 +270,162 @@ int go_grpc_reader(struct pt_regs *ctx)
 	__u64 t = TASK_GO_ARG1(r);
 	if (bpf_map_update_elem(&go_readers, &k, &t, BPF_ANY) != 0)
 		task_count(TASK_NO_ROOM);
+	return 0;
+}
+
+/* A Go HTTP/2 server reads a stream's request on the goroutine that reads
+ * its connection, and serves it on another: grpc-go's handleStream runs on
+ * a goroutine of its own per stream (or on a worker of a pool), net/http's
+ * runHandler (and x/net's) on a goroutine of its own. A probe at the
+ * handler's entry, once per stream, names the handler's goroutine, the
+ * stream's id and the connection's socket (EVENT_GO_HANDLER): user space
+ * ties the server span of that stream to the goroutine.
+ *
+ * The socket comes from the descriptor of the server's net.Conn, followed
+ * only through types whose itab user space named: a *net.TCPConn, or a
+ * wrapper that holds the conn it wraps at a known offset (crypto/tls's
+ * Conn, grpc-go's syscallConn, x/net h2c's bufConn). Any other conn makes
+ * the hand-off unknown (counted), never a guess. */
+#define GO_WRAPS 4
+#define GO_WRAP_DEPTH 3
+
+/* What user space found of one probed handler entry: go_serve_points[index
+ * in the probe's cookie]; itabs are link-time addresses, 0 unknown. */
+struct go_serve_point {
+	__u64 tcp_itab;            /* *net.TCPConn,net.Conn */
+	__u64 transport_itab;      /* grpc-go: *http2Server,ServerTransport, what handleStream's transport must be */
+	__u64 wrap_itab[GO_WRAPS]; /* conns that wrap another, */
+	__u32 wrap_conn[GO_WRAPS]; /* and the offset of the net.Conn they wrap */
+	__u32 conn;                /* offset of the net.Conn in the server's connection */
+	__u32 tcp_fd;              /* offset of the *netFD in net.TCPConn */
+	__u32 sysfd;               /* offset of pfd.Sysfd in net.netFD */
+	__u32 rws;                 /* net/http: offset of rws in responseWriter, */
+	__u32 stream;              /* of stream in responseWriterState, */
+	__u32 id;                  /* and of the id in the stream (grpc-go: in ServerStream) */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct go_serve_point);
+} go_serve_points SEC(".maps");
+
+/* go_served_fd follows the net.Conn interface at address at down to its
+ * descriptor, or returns -1. bias is the binary's load bias. */
+static __always_inline __s64 go_served_fd(struct go_serve_point *p, __u64 at, __u64 bias)
+{
+	__u64 iface[2];
+#pragma unroll
+	for (int depth = 0; depth < GO_WRAP_DEPTH; depth++) {
+		if (bpf_probe_read_user(iface, sizeof(iface), (void *)at) != 0 || !iface[0] || !iface[1])
+			return -1;
+		if (p->tcp_itab && iface[0] == p->tcp_itab + bias) {
+			__u64 netfd = 0;
+			__s64 sysfd = -1;
+			if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(iface[1] + p->tcp_fd)) != 0 ||
+			    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + p->sysfd)) != 0)
+				return -1;
+			return sysfd >= 0 && sysfd < (1 << 20) ? sysfd : -1;
+		}
+		__s64 inner = -1;
+#pragma unroll
+		for (int i = 0; i < GO_WRAPS; i++) {
+			if (p->wrap_itab[i] && iface[0] == p->wrap_itab[i] + bias)
+				inner = p->wrap_conn[i];
+		}
+		if (inner < 0)
+			return -1;
+		at = iface[1] + inner;
+	}
+	return -1;
+}
+
+/* serve_point is the point a handler probe's cookie names: the probed
+ * instruction's link-time address << 16 | index in go_serve_points. */
+static __always_inline struct go_serve_point *serve_point(__u64 cookie)
+{
+	__u32 index = cookie & 0xffff;
+	return bpf_map_lookup_elem(&go_serve_points, &index);
+}
+
+/* go_served reports that the current goroutine serves stream id of the
+ * connection whose net.Conn is at conn_at. */
+static __always_inline void go_served(struct task_uregs *r, struct go_serve_point *p, __u64 pid_tgid,
+				      __u64 conn_at, __u32 id, __u64 bias)
+{
+	__u32 tgid = pid_tgid >> 32;
+	__u64 goid = go_task(r, tgid);
+	if (!goid || !id)
+		return;
+	__s64 fd = go_served_fd(p, conn_at, bias);
+	struct sock *sk = fd >= 0 ? fd_socket(fd) : 0;
+	if (!sk) {
+		task_count(TASK_SERVE_UNTOLD);
+		return;
+	}
+	struct event *e = new_event(EVENT_GO_HANDLER, pid_tgid, fd);
+	if (!e)
+		return;
+	e->sock = (__u64)sk;
+	e->task = goid;
+	e->task_trigger = id;
+	e->task_clock = 0;
+	send(e, COUNTER_LOST_CONTROL);
+}
+
+/* func (s *Server) handleStream(t transport.ServerTransport, stream
+ * *transport.ServerStream), grpc-go 1.67 on: the goroutine serves stream,
+ * of transport t. A transport of another type than *http2Server (a server
+ * behind net/http's ServeHTTP) is not followed. */
+SEC("uprobe")
+int go_grpc_serve(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_GRPC_SERVE);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!selected(pid_tgid >> 32))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct go_serve_point *p = serve_point(cookie);
+	if (!p)
+		return 0;
+	__u64 bias = TASK_REGS_IP(r) - (cookie >> 16);
+	if (!p->transport_itab || TASK_GO_ARG2(r) != p->transport_itab + bias) {
+		task_count(TASK_SERVE_UNTOLD);
+		return 0;
+	}
+	__u32 id = 0;
+	if (bpf_probe_read_user(&id, sizeof(id), (void *)(TASK_GO_ARG4(r) + p->id)) != 0)
+		return 0;
+	go_served(r, p, pid_tgid, TASK_GO_ARG3(r) + p->conn, id, bias);
+	return 0;
+}
+
+/* func (sc *serverConn) runHandler(rw *responseWriter, req *Request,
+ * handler func(ResponseWriter, *Request)), net/http's bundled HTTP/2
+ * server (http2serverConn) or x/net's: the goroutine serves
+ * rw.rws.stream, of sc. */
+SEC("uprobe")
+int go_h2_serve(struct pt_regs *ctx)
+{
+	struct task_uregs *r = (struct task_uregs *)ctx;
+	task_count(TASK_HITS_H2_SERVE);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!selected(pid_tgid >> 32))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct go_serve_point *p = serve_point(cookie);
+	if (!p)
+		return 0;
+	__u64 rws = 0, stream = 0;
+	__u32 id = 0;
+	if (bpf_probe_read_user(&rws, sizeof(rws), (void *)(TASK_GO_ARG2(r) + p->rws)) != 0 ||
+	    bpf_probe_read_user(&stream, sizeof(stream), (void *)(rws + p->stream)) != 0 ||
+	    bpf_probe_read_user(&id, sizeof(id), (void *)(stream + p->id)) != 0)
+		return 0;
+	go_served(r, p, pid_tgid, TASK_GO_ARG1(r) + p->conn, id, TASK_REGS_IP(r) - (cookie >> 16));
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type task_counter -type task_proc -type go_http_binary tasks tasks.bpf.c -- -I/usr/include
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type task_counter -type task_proc -type go_http_binary -type go_serve_point tasks tasks.bpf.c -- -I/usr/include
 
 import (
 	"errors"

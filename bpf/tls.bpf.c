@@ -268,10 +268,14 @@ int ssl_return(struct pt_regs *ctx)
 		return 0;
 	struct ssl_thread *t = bpf_map_lookup_elem(&ssl_threads, &pid_tgid);
 	__u8 fn = bpf_get_attach_cookie(ctx);
-	if (!t || !t->ssl || t->fn != fn)
+	if (!t || !t->ssl)
 		return 0;
 	__u64 ssl = t->ssl;
 	t->ssl = 0;
+	/* Another function's call in the thread's record: a call nested in
+	 * this one took its place, and this one is lost, never misread. */
+	if (t->fn != fn)
+		return 0;
 	__u32 n = ssl_moved(fn, C_RET(r), t->count_at);
 	if (n == 0)
 		return 0;

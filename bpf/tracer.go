@@ -29,6 +29,7 @@ const (
 	EventNodeParser = uint8(tracerEventKindEVENT_NODE_PARSER)
 	EventNodeSocket = uint8(tracerEventKindEVENT_NODE_SOCKET)
 	EventGoStream   = uint8(tracerEventKindEVENT_GO_STREAM)
+	EventGoHandler  = uint8(tracerEventKindEVENT_GO_HANDLER)
 )
 
 // Event flags, generated from enum event_flag.
@@ -94,6 +95,11 @@ type Options struct {
 	// Hooks chooses the kernel hooks (sockhooks.go); the zero value is
 	// HooksAuto.
 	Hooks Hooks
+	// SampleMode and SampleBound are the receiver's sampler
+	// (internal/sampling): the kernel decides the sampled flag of the
+	// traces it starts the same way (headers/sampling.h).
+	SampleMode  uint8
+	SampleBound uint64
 
 	// compat loads the programs as for kernels before 5.12 (tests).
 	compat bool
@@ -199,6 +205,7 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 	consts := map[string]any{"self_tgid": opts.SelfTgid, "wakeup_bytes": uint64(ring / 8),
 		"propagate": boolU32(opts.Propagate), "modern": boolU32(modern), "task_regs": boolU32(modern && haveTaskRegs())}
 	consts["propagate_tcp"] = boolU32(opts.PropagateTCP)
+	consts["sample_mode"], consts["sample_bound"] = uint32(opts.SampleMode), opts.SampleBound
 	if !opts.PropagateTCP { // the TCP option's maps, unused: as small as they can be
 		for _, name := range []string{"tcp_out", "tcp_in", "tcp_plans"} {
 			spec.Maps[name].MaxEntries = 1

@@ -296,6 +296,8 @@ const (
 	tracerVarNrWritev          = "nr_writev"
 	tracerVarPropagate         = "propagate"
 	tracerVarPropagateTcp      = "propagate_tcp"
+	tracerVarSampleBound       = "sample_bound"
+	tracerVarSampleMode        = "sample_mode"
 	tracerVarSelfTgid          = "self_tgid"
 	tracerVarTaskRegs          = "task_regs"
 	tracerVarUnusedCounter     = "unused_counter"
@@ -413,6 +415,8 @@ type tracerVariableSpecs struct {
 	NrWritev          *ebpf.VariableSpec `ebpf:"nr_writev"`
 	Propagate         *ebpf.VariableSpec `ebpf:"propagate"`
 	PropagateTcp      *ebpf.VariableSpec `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.VariableSpec `ebpf:"sample_bound"`
+	SampleMode        *ebpf.VariableSpec `ebpf:"sample_mode"`
 	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.VariableSpec `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -538,6 +542,8 @@ type tracerVariables struct {
 	NrWritev          *ebpf.Variable `ebpf:"nr_writev"`
 	Propagate         *ebpf.Variable `ebpf:"propagate"`
 	PropagateTcp      *ebpf.Variable `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.Variable `ebpf:"sample_bound"`
+	SampleMode        *ebpf.Variable `ebpf:"sample_mode"`
 	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.Variable `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`

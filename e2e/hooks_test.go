@@ -295,11 +295,11 @@ func TestHookCost(t *testing.T) {
 	require.NoError(t, err)
 	defer stats.Close()
 	const conns, rounds = 8, 2
-	d := 3 * time.Second
+	d := 2 * time.Second
 	selected, other := startGoServer(t), startGoServer(t)
 	measured := map[string]*costs{}
 	measure := func(name string, srv *peer) {
-		hookLoad(t, srv.addr, conns, time.Second) // warm up
+		hookLoad(t, srv.addr, conns, d/4) // warm up
 		before := hookStats(t)
 		n := hookLoad(t, srv.addr, conns, d)
 		c := measured[name]

@@ -17,6 +17,7 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/correlate"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/sampling"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
@@ -83,6 +84,8 @@ type eventLoop struct {
 	encryptedPublished uint64
 	// parents is what linking calls to requests needs (parents.go).
 	parents loopParents
+	// sampling holds the spans the sampler leaves out (sampling.go).
+	sampling loopSampling
 	// nodeAddrs are the addresses watched processes of this node use as
 	// their own (pods' addresses among them): a peer at one of them may be
 	// a watched client whose write is still to be read.
@@ -99,6 +102,8 @@ func newEventLoop(r *Receiver) *eventLoop {
 		counts:    newLoopCounts(),
 		published: newPublished(),
 	}
+	l.linker.SetSampler(r.opts.Sampler)
+	l.sampling.on = r.opts.Sampler.Mode != sampling.ModeAlwaysOn
 	l.conns = conntrack.New(r.opts.Registry, &r.opts.Protocols, l.prepare)
 	l.conns.OnEncrypted, l.rescanned = l.encrypted, map[uint32]time.Time{}
 	return l
@@ -154,6 +159,7 @@ func (l *eventLoop) idle() {
 	l.drainEnded()
 	l.drainRuntimes()
 	l.unpark(false)
+	l.settleUnsampled()
 	if l.batchSpans > 0 && time.Since(l.batchSince) >= flushAfter {
 		l.flush()
 	}
@@ -418,10 +424,17 @@ func (l *eventLoop) done(c *conntrack.Conn, r protocols.Record) {
 // process of this host waits for it (parked) before it goes into a batch.
 func (l *eventLoop) span(c *conntrack.Conn, p *process, r protocols.Record, id *correlate.Span) {
 	x := r.Common()
-	if x.Role == protocols.RoleServer && !c.PeerUnwatched && l.fromThisNode(&c.Info) && l.linker.Unlinked(id) {
+	server := x.Role == protocols.RoleServer
+	if server && !c.PeerUnwatched && l.fromThisNode(&c.Info) && l.linker.Unlinked(id) {
 		span := ptrace.NewSpan()
 		l.builder.Fill(span, r, &c.Info, &id.Identity)
 		l.parked = append(l.parked, parkedSpan{p: p, c: c, uses: c.Uses, span: span, id: id, since: time.Now()})
+		return
+	}
+	if server {
+		l.linker.Settle(id) // no client of this node will claim it now
+	}
+	if l.unsampled(id) {
 		return
 	}
 	l.builder.Fill(l.newSpan(p, id), r, &c.Info, &id.Identity)
@@ -514,6 +527,10 @@ func (l *eventLoop) resolve() {
 		u.span.SetTraceID(u.id.TraceID)
 		u.span.SetParentSpanID(u.id.ParentID)
 		u.span.SetFlags(uint32(u.id.Flags))
+		if l.sampledOut(u) {
+			l.unresolved[i] = unresolved{}
+			continue
+		}
 		if l.printer != nil {
 			l.printer.WriteString(spans.TextLine(u.span, u.service))
 			l.printer.WriteByte('\n')
@@ -526,17 +543,21 @@ func (l *eventLoop) resolve() {
 // flush hands the batch to the sender without waiting: a full queue means
 // the consumer is behind, and the batch is dropped and counted.
 func (l *eventLoop) flush() {
+	l.settleUnsampled()
 	if l.batchSpans == 0 {
 		return
 	}
 	l.resolve()
+	l.dropOut()
 	if l.printer != nil {
 		l.printer.Flush()
 	}
-	select {
-	case l.out <- l.batch:
-	default:
-		l.r.tb.ReceiverEbpfSpans.Add(context.Background(), int64(l.batchSpans), outcomeDropped)
+	if l.batchSpans > 0 { // the sampler may have left none
+		select {
+		case l.out <- l.batch:
+		default:
+			l.r.tb.ReceiverEbpfSpans.Add(context.Background(), int64(l.batchSpans), outcomeDropped)
+		}
 	}
 	l.batchSpans = 0
 	clear(l.batchProcs) // the map is kept: a new one per batch is garbage

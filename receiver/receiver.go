@@ -24,6 +24,7 @@ import (
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/redmetrics"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/sampling"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/spans"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	// TLS takes the plaintext of TLS connections from the TLS libraries
 	// of watched processes, with uprobes (receiver/tls.go).
 	TLS bool
+	// Sampler chooses the traces that become spans; the kernel applies it
+	// to the traces it starts too.
+	Sampler sampling.Sampler
 	// Hooks chooses the kernel hooks that see reads and writes
 	// (receiver/hooks.go).
 	Hooks bpf.Hooks
@@ -146,7 +150,9 @@ func (r *Receiver) Start(_ context.Context, _ component.Host) error {
 	if err := kernelcheck.Check(); err != nil {
 		return fmt.Errorf("the ebpf receiver cannot run here: %w", err)
 	}
-	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize, Propagate: r.opts.Propagate, PropagateTCP: r.opts.PropagateTCP, Hooks: r.opts.Hooks})
+	tracer, err := bpf.Load(bpf.Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: r.opts.RingBufferSize,
+		Propagate: r.opts.Propagate, PropagateTCP: r.opts.PropagateTCP, Hooks: r.opts.Hooks,
+		SampleMode: uint8(r.opts.Sampler.Mode), SampleBound: r.opts.Sampler.Bound})
 	if err != nil {
 		return fmt.Errorf("ebpf receiver: %w", err)
 	}

@@ -29,6 +29,8 @@ func attr(kv ...string) metric.MeasurementOption {
 var (
 	outcomeSent    = attr("outcome", "sent")
 	outcomeDropped = attr("outcome", "dropped")
+	// outcomeUnsampled: spans the sampler left out (metrics count them).
+	outcomeUnsampled = attr("outcome", "unsampled")
 
 	outcomeInjected = attr("outcome", "injected")
 	outcomeKept     = attr("outcome", "kept")
@@ -143,6 +145,10 @@ func (l *eventLoop) publish(ctx context.Context) {
 	}
 	if c.requests > 0 {
 		tb.ReceiverEbpfRequests.Add(ctx, c.requests)
+	}
+	if n := l.sampling.count; n > 0 {
+		tb.ReceiverEbpfSpans.Add(ctx, n, outcomeUnsampled)
+		l.sampling.count = 0
 	}
 	for k, n := range c.failures {
 		tb.ReceiverEbpfParseFailures.Add(ctx, n, p.failure(k))

@@ -33,6 +33,8 @@ enum event_kind {
 				* the context task (with trigger task_trigger) */
 	EVENT_GO_STREAM = 10,  /* a Go goroutine (task) writes on gRPC stream task_trigger of the
 				* grpc-go transport at task_clock, whose reader's reads name it */
+	EVENT_GO_HANDLER = 11, /* a Go server's goroutine (task) begins to serve HTTP/2 stream
+				* task_trigger of the connection sock (grpc-go, net/http) */
 };
 
 enum event_flag {

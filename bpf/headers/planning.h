@@ -9,6 +9,7 @@
 /* Non-zero with context_propagation: headers. Set by the loader. */
 volatile const __u32 propagate = 0;
 
+#include "sampling.h"
 #include "tcp_option_trace.h" /* context_propagation: tcp */
 
 /* A plan is built here: too big for the stack. */
@@ -61,7 +62,7 @@ static __always_inline void new_plan(__u64 pid_tgid, __u32 fd, struct head_scan 
 		p->ctx.flags = parent.flags;
 	} else {
 		random_id(p->ctx.trace_id, 16);
-		p->ctx.flags = 1;
+		p->ctx.flags = sample_flags(p->ctx.trace_id, false, 0);
 	}
 	random_id(p->ctx.span_id, 8);
 	p->ctx.ts = now;

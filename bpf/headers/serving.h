@@ -3,6 +3,8 @@
 #ifndef TRACER_SERVING_H
 #define TRACER_SERVING_H
 
+#include "sampling.h"
+
 /* A thread's served request gives its calls a parent for this long; after
  * that a call starts a trace of its own. */
 #define SERVING_MAX_NS (5ULL * 1000 * 1000 * 1000)
@@ -149,11 +151,12 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	if (!scan_head(e, &s))
 		return;
 	struct trace_ctx c = {};
-	if (!s.traceparent || !parse_traceparent(e, s.traceparent, &c)) {
+	bool remote = s.traceparent && parse_traceparent(e, s.traceparent, &c);
+	if (!remote) {
 		__builtin_memset(&c, 0, sizeof(c));
 		random_id(c.trace_id, 16);
-		c.flags = 1;
 	}
+	c.flags = sample_flags(c.trace_id, remote, c.flags);
 	random_id(c.span_id, 8);
 	c.ts = bpf_ktime_get_ns();
 	__u32 tgid = pid_tgid >> 32;

@@ -7,6 +7,7 @@
 #ifndef TRACER_TCP_OPTION_TRACE_H
 #define TRACER_TCP_OPTION_TRACE_H
 
+#include "sampling.h"
 #include "tcp_option.h"
 
 /* Non-zero with context_propagation: tcp. Set by the loader. */
@@ -106,7 +107,7 @@ static __always_inline void tcp_plan(__u64 pid_tgid, struct moved *m, __u32 fd, 
 		n.ctx.flags = parent.flags;
 	} else {
 		random_id(n.ctx.trace_id, 16);
-		n.ctx.flags = 1;
+		n.ctx.flags = sample_flags(n.ctx.trace_id, false, 0);
 	}
 	random_id(n.ctx.span_id, 8);
 	n.ctx.ts = now;

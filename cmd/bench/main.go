@@ -136,6 +136,8 @@ func run(collector string, rounds int, d time.Duration, conns int) error {
 		{"collector, server selected", writeConfig(dir, "selected", fmt.Sprintf("pids: [%d]", server.Process.Pid), "")},
 		{"collector, server selected, context_propagation: headers", writeConfig(dir, "propagating",
 			fmt.Sprintf("pids: [%d]", server.Process.Pid), "context_propagation: headers")},
+		{"collector, server selected, sampler traceidratio 0.1", writeConfig(dir, "sampled",
+			fmt.Sprintf("pids: [%d]", server.Process.Pid), "sampler: {name: traceidratio, ratio: 0.1}")},
 	}
 	results := make([]result, len(modes))
 	for r := 0; r < rounds; r++ {

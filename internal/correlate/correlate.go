@@ -33,6 +33,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/sampling"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
@@ -44,6 +45,7 @@ type Span struct {
 	// allocated for every request.
 	resolved    bool
 	server      bool
+	settled     bool // a server span no client of this node can claim any more (Settle)
 	unlinked    int8 // 1 + the Reason the call was counted unlinked for, or 0
 	parent      *Span
 	flow        Flow // client->server, for a server span still looking for its client
@@ -96,6 +98,7 @@ type Linker struct {
 	contexts map[Flow]uint64
 	runtimes map[uint32]Runtime // per pid, when not Threads
 	outcomes Outcomes
+	sampler  sampling.Sampler // the flags of the traces it starts (sampling.go)
 }
 
 // New returns an empty Linker.
@@ -261,7 +264,7 @@ func (l *Linker) Resolve(s *Span) {
 	if s.unlinked != 0 {
 		l.outcomes.Unlinked[s.unlinked-1]++
 	}
-	if s.server && s.parent == nil {
+	if s.server && s.parent == nil && !s.settled {
 		s.parent = l.takeWaiting(s) // the client's write may have been reported late
 	}
 	if s.parent != nil {
@@ -270,14 +273,5 @@ func (l *Linker) Resolve(s *Span) {
 		s.parent = nil // let the ancestors go
 		return
 	}
-	if c, ok := tracecontext.Parse(s.traceparent); ok {
-		s.TraceID, s.ParentID, s.Flags = c.TraceID, c.SpanID, c.Flags
-		return
-	}
-	if !s.kernelTrace.IsEmpty() {
-		// Calls this request made already went out in this trace.
-		s.TraceID, s.Flags = s.kernelTrace, s.kernelFlags
-		return
-	}
-	s.TraceID, s.Flags = tracecontext.NewTraceID(), 1
+	s.TraceID, s.ParentID, s.Flags = l.rootTrace(s)
 }

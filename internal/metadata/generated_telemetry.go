@@ -316,7 +316,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfSpans, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_spans",
-		metric.WithDescription("Spans by outcome (attribute `outcome` = sent; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]"),
+		metric.WithDescription("Spans by outcome (attribute `outcome` = sent; unsampled, left out by the receiver's sampler, their requests still counted in the RED metrics; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -224,7 +224,7 @@ func AssertEqualReceiverEbpfRequestsLost(t *testing.T, tt *componenttest.Telemet
 func AssertEqualReceiverEbpfSpans(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_spans",
-		Description: "Spans by outcome (attribute `outcome` = sent; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]",
+		Description: "Spans by outcome (attribute `outcome` = sent; unsampled, left out by the receiver's sampler, their requests still counted in the RED metrics; refused, when the next consumer returned an error, with attribute `reason` = memory_limit (memory_limiter refused it), queue_full (an exporter's sending queue was full), permanent (the data was rejected) or other; dropped, when the next consumer was too slow and the receiver's bounded queue of batches was full). The kernel reader never waits for the pipeline. [Development]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
