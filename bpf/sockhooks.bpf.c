@@ -206,7 +206,7 @@ static __always_inline void call_entry(struct socket *sock, struct msghdr *msg, 
 	c->sk = (__u64)BPF_CORE_READ(sock, sk);
 	c->not_injected = 0;
 	c->active = 1;
-	if (!writing || !propagate)
+	if (!writing || !(propagate || propagate_tcp))
 		return;
 	struct moved *m = moved_scratch();
 	if (m && call_moved(m, c, BPF_CORE_READ(msg, msg_iter.count)) && m->len > 0)

@@ -54,6 +54,22 @@ type tasksGoHttpBinary struct {
 	Pad   uint32
 }
 
+type tasksGoServePoint struct {
+	_             structs.HostLayout
+	TcpItab       uint64
+	TransportItab uint64
+	WrapItab      [4]uint64
+	WrapConn      [4]uint32
+	Conn          uint32
+	TcpFd         uint32
+	Sysfd         uint32
+	Rws           uint32
+	Stream        uint32
+	Id            uint32
+	Pad           uint32
+	_             [4]byte
+}
+
 type tasksTaskCounter uint32
 
 const (
@@ -65,7 +81,10 @@ const (
 	tasksTaskCounterTASK_HITS_NODE_SOCKET tasksTaskCounter = 5
 	tasksTaskCounterTASK_HITS_NODE_HOOKS  tasksTaskCounter = 6
 	tasksTaskCounterTASK_NO_ROOM          tasksTaskCounter = 7
-	tasksTaskCounterTASK_COUNTER_MAX      tasksTaskCounter = 8
+	tasksTaskCounterTASK_HITS_GRPC_SERVE  tasksTaskCounter = 8
+	tasksTaskCounterTASK_HITS_H2SERVE     tasksTaskCounter = 9
+	tasksTaskCounterTASK_SERVE_UNTOLD     tasksTaskCounter = 10
+	tasksTaskCounterTASK_COUNTER_MAX      tasksTaskCounter = 11
 )
 
 type tasksTaskKey struct {
@@ -93,6 +112,7 @@ const (
 	tasksMapGoFdCallers       = "go_fd_callers"
 	tasksMapGoHttpBinaries    = "go_http_binaries"
 	tasksMapGoReaders         = "go_readers"
+	tasksMapGoServePoints     = "go_serve_points"
 	tasksMapGoWriters         = "go_writers"
 	tasksMapLossyCount        = "lossy_count"
 	tasksMapLossySocks        = "lossy_socks"
@@ -103,7 +123,9 @@ const (
 	tasksMapTaskProcs         = "task_procs"
 	tasksMapThreadBlank       = "thread_blank"
 	tasksProgGoGrpcReader     = "go_grpc_reader"
+	tasksProgGoGrpcServe      = "go_grpc_serve"
 	tasksProgGoGrpcWrite      = "go_grpc_write"
+	tasksProgGoH2Serve        = "go_h2_serve"
 	tasksProgGoRoundTrip      = "go_round_trip"
 	tasksProgGoWriteLoop      = "go_write_loop"
 	tasksProgNodeHooks        = "node_hooks"
@@ -162,7 +184,9 @@ type tasksSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tasksProgramSpecs struct {
 	GoGrpcReader   *ebpf.ProgramSpec `ebpf:"go_grpc_reader"`
+	GoGrpcServe    *ebpf.ProgramSpec `ebpf:"go_grpc_serve"`
 	GoGrpcWrite    *ebpf.ProgramSpec `ebpf:"go_grpc_write"`
+	GoH2Serve      *ebpf.ProgramSpec `ebpf:"go_h2_serve"`
 	GoRoundTrip    *ebpf.ProgramSpec `ebpf:"go_round_trip"`
 	GoWriteLoop    *ebpf.ProgramSpec `ebpf:"go_write_loop"`
 	NodeHooks      *ebpf.ProgramSpec `ebpf:"node_hooks"`
@@ -180,6 +204,7 @@ type tasksMapSpecs struct {
 	GoFdCallers    *ebpf.MapSpec `ebpf:"go_fd_callers"`
 	GoHttpBinaries *ebpf.MapSpec `ebpf:"go_http_binaries"`
 	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
+	GoServePoints  *ebpf.MapSpec `ebpf:"go_serve_points"`
 	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
@@ -231,6 +256,7 @@ type tasksMaps struct {
 	GoFdCallers    *ebpf.Map `ebpf:"go_fd_callers"`
 	GoHttpBinaries *ebpf.Map `ebpf:"go_http_binaries"`
 	GoReaders      *ebpf.Map `ebpf:"go_readers"`
+	GoServePoints  *ebpf.Map `ebpf:"go_serve_points"`
 	GoWriters      *ebpf.Map `ebpf:"go_writers"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
@@ -250,6 +276,7 @@ func (m *tasksMaps) Close() error {
 		m.GoFdCallers,
 		m.GoHttpBinaries,
 		m.GoReaders,
+		m.GoServePoints,
 		m.GoWriters,
 		m.LossyCount,
 		m.LossySocks,
@@ -281,7 +308,9 @@ type tasksVariables struct {
 // It can be passed to loadTasksObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tasksPrograms struct {
 	GoGrpcReader   *ebpf.Program `ebpf:"go_grpc_reader"`
+	GoGrpcServe    *ebpf.Program `ebpf:"go_grpc_serve"`
 	GoGrpcWrite    *ebpf.Program `ebpf:"go_grpc_write"`
+	GoH2Serve      *ebpf.Program `ebpf:"go_h2_serve"`
 	GoRoundTrip    *ebpf.Program `ebpf:"go_round_trip"`
 	GoWriteLoop    *ebpf.Program `ebpf:"go_write_loop"`
 	NodeHooks      *ebpf.Program `ebpf:"node_hooks"`
@@ -292,7 +321,9 @@ type tasksPrograms struct {
 func (p *tasksPrograms) Close() error {
 	return _TasksClose(
 		p.GoGrpcReader,
+		p.GoGrpcServe,
 		p.GoGrpcWrite,
+		p.GoH2Serve,
 		p.GoRoundTrip,
 		p.GoWriteLoop,
 		p.NodeHooks,

@@ -90,6 +90,7 @@ const (
 	tracerEventKindEVENT_NODE_PARSER tracerEventKind = 8
 	tracerEventKindEVENT_NODE_SOCKET tracerEventKind = 9
 	tracerEventKindEVENT_GO_STREAM   tracerEventKind = 10
+	tracerEventKindEVENT_GO_HANDLER  tracerEventKind = 11
 )
 
 type tracerForwardKey struct {
