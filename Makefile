@@ -9,7 +9,7 @@ DIST := _build/otelcol-ebpf
 CONFIG ?= config.yaml
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.tools/*') go.mod go.sum bpf/tracer_x86_bpfel.o
 
-.PHONY: all setup generate check-generate manifests build run test vmtest fuzz bench clean
+.PHONY: all setup generate check-generate manifests build run test vmtest vmtest-cost fuzz bench clean
 
 all: build
 
@@ -66,6 +66,11 @@ test: setup build
 ## emulation; the kernel image is cached in .cache/vmtest (scripts/vmtest)
 vmtest: setup
 	scripts/vmtest/run.sh
+
+## vmtest-cost: the hooks' cost side by side in the 6.1 guest (emulated:
+## ratios only); a measurement, not part of make test
+vmtest-cost: setup
+	VMTEST_COST=1 VMTEST_BPF='^$$' VMTEST_E2E='^TestHookCost$$' scripts/vmtest/run.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s) and keep the corpus
 ## it built in testdata/fuzz (every protocol parser has one)

@@ -70,6 +70,14 @@ type sockhooksFrameWalk struct {
 	}
 }
 
+type sockhooksOpenHead struct {
+	_        structs.HostLayout
+	Ctx      sockhooksTraceCtx
+	Task     uint64
+	PidTgid  uint64
+	LineHash uint64
+}
+
 type sockhooksPlan struct {
 	_      structs.HostLayout
 	Ctx    sockhooksTraceCtx
@@ -199,6 +207,7 @@ const (
 	sockhooksMapGoWriters         = "go_writers"
 	sockhooksMapLossyCount        = "lossy_count"
 	sockhooksMapLossySocks        = "lossy_socks"
+	sockhooksMapOpenHeads         = "open_heads"
 	sockhooksMapPids              = "pids"
 	sockhooksMapPlans             = "plans"
 	sockhooksMapProcessServing    = "process_serving"
@@ -330,6 +339,7 @@ type sockhooksMapSpecs struct {
 	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.MapSpec `ebpf:"open_heads"`
 	Pids           *ebpf.MapSpec `ebpf:"pids"`
 	Plans          *ebpf.MapSpec `ebpf:"plans"`
 	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
@@ -413,6 +423,7 @@ type sockhooksMaps struct {
 	GoWriters      *ebpf.Map `ebpf:"go_writers"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.Map `ebpf:"open_heads"`
 	Pids           *ebpf.Map `ebpf:"pids"`
 	Plans          *ebpf.Map `ebpf:"plans"`
 	ProcessServing *ebpf.Map `ebpf:"process_serving"`
@@ -451,6 +462,7 @@ func (m *sockhooksMaps) Close() error {
 		m.GoWriters,
 		m.LossyCount,
 		m.LossySocks,
+		m.OpenHeads,
 		m.Pids,
 		m.Plans,
 		m.ProcessServing,

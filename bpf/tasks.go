@@ -91,8 +91,12 @@ type NodeProbes struct {
 type TaskCounters struct {
 	// Hits of each probe, in any process that runs a probed file.
 	RoundTrip, WriteLoop, GRPCWrite, GRPCReader, NodeParser, NodeSocket, NodeHooks uint64
+	GRPCServe, H2Serve                                                             uint64
 	// NoRoom counts hand-offs not kept: their map was full.
 	NoRoom uint64
+	// ServeUntold counts streams whose handler's connection the probes
+	// could not follow to a socket (a conn of a type not named).
+	ServeUntold uint64
 }
 
 // Tasks is the loaded set of task probes (tasks.bpf.c). They share the
@@ -101,9 +105,10 @@ type TaskCounters struct {
 type Tasks struct {
 	objs tasksObjects
 
-	mu   sync.Mutex
-	free []uint32 // free indices of go_http_binaries
-	next uint32
+	mu    sync.Mutex
+	free  []uint32 // free indices of go_http_binaries
+	next  uint32
+	serve servePoints // indices of go_serve_points
 }
 
 // LoadTasks loads the task probes against the tracer's maps. They run only
@@ -275,6 +280,8 @@ func (k *Tasks) Counters() (TaskCounters, error) {
 		tasksTaskCounterTASK_HITS_GRPC_WRITE: &c.GRPCWrite, tasksTaskCounterTASK_HITS_GRPC_READER: &c.GRPCReader,
 		tasksTaskCounterTASK_HITS_NODE_PARSER: &c.NodeParser, tasksTaskCounterTASK_HITS_NODE_SOCKET: &c.NodeSocket,
 		tasksTaskCounterTASK_HITS_NODE_HOOKS: &c.NodeHooks, tasksTaskCounterTASK_NO_ROOM: &c.NoRoom,
+		tasksTaskCounterTASK_HITS_GRPC_SERVE: &c.GRPCServe, tasksTaskCounterTASK_HITS_H2SERVE: &c.H2Serve,
+		tasksTaskCounterTASK_SERVE_UNTOLD: &c.ServeUntold,
 	} {
 		var perCPU []uint64
 		if err := k.objs.TaskCounters.Lookup(uint32(i), &perCPU); err != nil {
@@ -290,7 +297,7 @@ func (k *Tasks) Counters() (TaskCounters, error) {
 // ProgramIDs are the kernel ids of the task probes (for leak checks).
 func (k *Tasks) ProgramIDs() []ebpf.ProgramID {
 	return programIDs(k.objs.GoWriteLoop, k.objs.GoRoundTrip, k.objs.GoGrpcWrite, k.objs.GoGrpcReader,
-		k.objs.NodeParserInit, k.objs.NodeSocket, k.objs.NodeHooks)
+		k.objs.NodeParserInit, k.objs.NodeSocket, k.objs.NodeHooks, k.objs.GoGrpcServe, k.objs.GoH2Serve)
 }
 
 // Close frees the programs and maps; the attachments must be closed first.

@@ -130,6 +130,14 @@ const (
 	tracerNotInjectedNOT_INJECTED_FAILED    tracerNotInjected = 7
 )
 
+type tracerOpenHead struct {
+	_        structs.HostLayout
+	Ctx      tracerTraceCtx
+	Task     uint64
+	PidTgid  uint64
+	LineHash uint64
+}
+
 type tracerPlan struct {
 	_      structs.HostLayout
 	Ctx    tracerTraceCtx
@@ -259,6 +267,7 @@ const (
 	tracerMapInflightByTid     = "inflight_by_tid"
 	tracerMapLossyCount        = "lossy_count"
 	tracerMapLossySocks        = "lossy_socks"
+	tracerMapOpenHeads         = "open_heads"
 	tracerMapPids              = "pids"
 	tracerMapPlans             = "plans"
 	tracerMapProcessServing    = "process_serving"
@@ -375,6 +384,7 @@ type tracerMapSpecs struct {
 	InflightByTid  *ebpf.MapSpec `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
 	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.MapSpec `ebpf:"open_heads"`
 	Pids           *ebpf.MapSpec `ebpf:"pids"`
 	Plans          *ebpf.MapSpec `ebpf:"plans"`
 	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
@@ -463,6 +473,7 @@ type tracerMaps struct {
 	InflightByTid  *ebpf.Map `ebpf:"inflight_by_tid"`
 	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
 	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.Map `ebpf:"open_heads"`
 	Pids           *ebpf.Map `ebpf:"pids"`
 	Plans          *ebpf.Map `ebpf:"plans"`
 	ProcessServing *ebpf.Map `ebpf:"process_serving"`
@@ -501,6 +512,7 @@ func (m *tracerMaps) Close() error {
 		m.InflightByTid,
 		m.LossyCount,
 		m.LossySocks,
+		m.OpenHeads,
 		m.Pids,
 		m.Plans,
 		m.ProcessServing,

@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 
 	"github.com/otelcol-ebpf/ebpfreceiver"
 )
@@ -524,6 +532,9 @@ func TestGRPCLinking(t *testing.T) {
 	t.Logf("  relay client span -> relay server span (in-process): %v", inRelay)
 	t.Logf("  relay server span -> caller's client span:           %v", toRelay)
 	t.Logf("  backend server span -> relay client span:            %v", toBackend)
+	t.Logf("  outcomes: %s; go_grpc_serve hits=%d, handlers whose stream was not seen=%d", parentOutcomes(t, h),
+		h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_hits", "probe", "go_grpc_serve"),
+		h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", "handler_stream_not_seen"))
 	assert.Zero(t, inRelay.wrong, "a call is never put under another call's server span")
 	assert.GreaterOrEqual(t, inRelay.right*100, total*99, "at least 99%% of the relay's calls are under the call they were made for")
 	assert.Equal(t, total, toRelay.right, "a server span is the child of the client span at the other end of its stream")
@@ -565,4 +576,141 @@ func describe(s span) string {
 	attrs("attributes", s.Attributes())
 	attrs("resource", s.res)
 	return b.String()
+}
+
+func init() {
+	peerRoles["h2c-relay"] = func() { runH2CRelay(os.Getenv("E2E_ADDR"), os.Getenv("E2E_DOWNSTREAM")) }
+	peerRoles["h2c-relay-client"] = func() {
+		runH2CRelayCallers(os.Getenv("E2E_TARGET"), envInt("E2E_CALLERS"), envInt("E2E_CALLS"))
+	}
+}
+
+// runH2CRelay serves h2c (x/net's handler: net/http reads the preface,
+// x/net's server serves the streams, each on a goroutine of its own).
+// /relay/{id} GETs /back/{id} of downstream over HTTP/1.1 (net/http's
+// Transport) and answers 200; /back/{id} answers 200.
+func runH2CRelay(addr, downstream string) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/relay/{id}", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Get("http://" + downstream + "/back/" + r.PathValue("id"))
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	})
+	mux.HandleFunc("/back/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY", ln.Addr().String())
+	(&http.Server{Handler: h2c.NewHandler(mux, &http2.Server{})}).Serve(ln)
+}
+
+// runH2CRelayCallers runs `callers` goroutines at once, each making `calls`
+// GETs of /relay/{id} in turn, all on one HTTP/2 connection with prior
+// knowledge; it prints DONE and the count of calls that failed.
+func runH2CRelayCallers(target string, callers, calls int) {
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	client := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	start := make(chan struct{})
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range calls {
+				resp, err := client.Get("http://" + target + "/relay/" + rawCallID(c, i))
+				ok := err == nil && resp.StatusCode == http.StatusOK
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if !ok {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	fmt.Println("DONE", failed)
+}
+
+// byPathID indexes HTTP spans by the id their path ends with.
+func byPathID(spans []span) map[string]span {
+	m := map[string]span{}
+	for _, s := range spans {
+		p := spanPath(s)
+		m[p[strings.LastIndexByte(p, '/')+1:]] = s
+	}
+	return m
+}
+
+// A Go h2c server (x/net's, behind net/http) that calls an HTTP/1.1
+// service while serving, under 16 concurrent callers on one HTTP/2
+// connection: x/net serves each stream on a goroutine of its own, whose
+// calls the probe at runHandler ties to the stream's server span. At
+// least 99% of the relay's calls are under the request they were made
+// for, none under another.
+func TestH2CLinking(t *testing.T) {
+	backend := startReady(t, role("h2c-relay", "E2E_ADDR=127.0.0.1:0"))
+	relay := startReady(t, role("h2c-relay", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr))
+	h := startReceiver(t, func(c *ebpfreceiver.Config) {
+		c.Discovery.Pids = []int{backend.pid(), relay.pid()}
+		c.Discovery.OpenPorts = portOf(relay.addr)
+	})
+	h.waitInstrumented(t, backend.pid())
+	h.waitInstrumented(t, relay.pid())
+	h.waitRuntimeOf(t, relay.pid())
+
+	const callers, calls = 16, 10
+	client := runToDone(t, role("h2c-relay-client", "E2E_TARGET="+relay.addr,
+		"E2E_CALLERS="+strconv.Itoa(callers), "E2E_CALLS="+strconv.Itoa(calls)))
+	const total = callers * calls
+	var ids []string
+	for c := range callers {
+		for i := range calls {
+			ids = append(ids, rawCallID(c, i))
+		}
+	}
+	outer := byPathID(h.waitSpans(t, client, ptrace.SpanKindClient, total))
+	served := byPathID(h.waitSpans(t, relay.pid(), ptrace.SpanKindServer, total))
+	relayed := byPathID(h.waitSpans(t, relay.pid(), ptrace.SpanKindClient, total))
+	backSpans := byPathID(h.waitSpans(t, backend.pid(), ptrace.SpanKindServer, total))
+	for _, id := range ids {
+		require.Equal(t, "/relay/"+id, spanPath(served[id]))
+		require.Equal(t, "2", served[id].str("network.protocol.version"))
+		require.Equal(t, "/back/"+id, spanPath(relayed[id]))
+		require.Equal(t, "/back/"+id, spanPath(backSpans[id]))
+	}
+	inRelay := shareOf(ids, served, relayed)
+	toRelay := shareOf(ids, outer, served)
+	toBackend := shareOf(ids, relayed, backSpans)
+	t.Logf("h2c linking, %d callers x %d calls:", callers, calls)
+	t.Logf("  relay client span -> relay server span (in-process): %v", inRelay)
+	t.Logf("  relay server span -> caller's client span:           %v", toRelay)
+	t.Logf("  backend server span -> relay client span:            %v", toBackend)
+	t.Logf("  outcomes: %s; go_h2_serve hits=%d, handlers whose stream was not seen=%d", parentOutcomes(t, h),
+		h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_hits", "probe", "go_h2_serve"),
+		h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", "handler_stream_not_seen"))
+	assert.Zero(t, inRelay.wrong, "a call is never put under another request's server span")
+	assert.GreaterOrEqual(t, inRelay.right*100, total*99, "at least 99%% of the relay's calls are under the request they were made for")
+	assert.Zero(t, toRelay.wrong)
+	assert.Zero(t, toBackend.wrong)
 }

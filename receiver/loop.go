@@ -179,7 +179,7 @@ func (l *eventLoop) handle(ev *events.Event) {
 	case events.Accept:
 		l.conns.Open(key, ev.Netns, ev.Local, ev.Remote, protocols.RoleServer, ev.Time)
 		l.connEvent(key, ev)
-	case events.NodeParser, events.NodeSocket, events.GoStream:
+	case events.NodeParser, events.NodeSocket, events.GoStream, events.GoHandler:
 		l.taskEvent(ev)
 	case events.Close:
 		l.closeConn(key, ev.Time)
@@ -357,7 +357,9 @@ func (l *eventLoop) started(c *conntrack.Conn, x *protocols.Exchange) {
 	if x.Role == protocols.RoleServer {
 		flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Remote, Server: c.Info.Local}
 		tcpCaller(x)
-		x.Tag = l.linker.ServerStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
+		s := l.linker.ServerStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
+		x.Tag = s
+		l.handlerOfStarted(c, x, s) // a Go HTTP/2 handler told before (parents_handlers.go)
 		return
 	}
 	if l.r.opts.Propagate && x.Traceparent != "" {

@@ -42,6 +42,8 @@ var (
 	probeNodeParser   = attr("probe", "node_parser_init")
 	probeNodeSocket   = attr("probe", "node_socket")
 	probeNodeHooks    = attr("probe", "node_hooks")
+	probeGoGRPCServe  = attr("probe", "go_grpc_serve")
+	probeGoH2Serve    = attr("probe", "go_h2_serve")
 	parentsLinked     [len(correlate.RuleNames)]metric.MeasurementOption
 	parentsUnlinked   [len(correlate.ReasonNames)]metric.MeasurementOption
 	runtimeOfRuntimes = map[runtimes.Kind]correlate.Runtime{
@@ -84,6 +86,13 @@ func (k kernelTasks) AttachGoGRPC(path string, g bpf.GoGRPC) (io.Closer, error) 
 		return nil, errNoTaskProbes
 	}
 	return k.probes.AttachGoGRPC(path, g)
+}
+
+func (k kernelTasks) AttachGoServe(path string, points []bpf.GoServePoint) (io.Closer, error) {
+	if k.probes == nil {
+		return nil, errNoTaskProbes
+	}
+	return k.probes.AttachGoServe(path, points)
 }
 
 func (k kernelTasks) AttachNode(path string, p bpf.NodeProbes) (io.Closer, error) {
@@ -139,6 +148,8 @@ func (r *Receiver) startParents() error {
 		o.Observe(int64(c.NodeParser), probeNodeParser)
 		o.Observe(int64(c.NodeSocket), probeNodeSocket)
 		o.Observe(int64(c.NodeHooks), probeNodeHooks)
+		o.Observe(int64(c.GRPCServe), probeGoGRPCServe)
+		o.Observe(int64(c.H2Serve), probeGoH2Serve)
 		return nil
 	})
 	if err != nil {
@@ -199,6 +210,9 @@ type loopParents struct {
 	// feeding: a data event's segment is being fed to its parser, so
 	// exchanges that start now start in it.
 	feeding bool
+	// handlers tie Go HTTP/2 servers' streams to the goroutines that
+	// serve them (parents_handlers.go).
+	handlers loopHandlers
 }
 
 // taskID is a task of a process.
@@ -261,6 +275,7 @@ func (l *eventLoop) runtimeRead(res runtimes.Result) {
 
 // runtimeEnded forgets what the loop knew of process pid's runtime.
 func (l *eventLoop) runtimeEnded(pid uint32) {
+	l.handlersEnded(pid)
 	if l.parents.runtimes == nil {
 		return
 	}
@@ -340,6 +355,8 @@ func (l *eventLoop) taskEvent(ev *events.Event) {
 			clear(st.streams)
 		}
 		st.streams[streamKey{ev.Pid, uint32(ev.TaskTrigger), ev.TaskClock}] = ev.Task
+	case events.GoHandler:
+		l.goHandler(ev)
 	}
 }
 
@@ -362,6 +379,7 @@ func (l *eventLoop) parentsData(key conntrack.Key, ev *events.Event) {
 
 // parentsConnClosed forgets the transport of a closed connection.
 func (l *eventLoop) parentsConnClosed(key conntrack.Key) {
+	l.handlersConnClosed(key)
 	if l.parents.transports != nil {
 		delete(l.parents.transports, key)
 	}

@@ -236,7 +236,7 @@ func (r *Receiver) watchConnectPorts(t *bpf.Tracer) error {
 }
 
 // run starts the goroutines: discovery, the event loop, the span sender and
-// the metrics ticker.
+// the metrics ticker; and pages out the start-up code.
 func (r *Receiver) run(ctx context.Context, loop *eventLoop) {
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.discover(ctx) }()
@@ -253,6 +253,15 @@ func (r *Receiver) run(ctx context.Context, loop *eventLoop) {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.syncPods(ctx) }()
 	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if n, err := pageOutCode(ctx); err != nil {
+			r.logger().Debug("start-up code stays resident", zap.Error(err))
+		} else if n > 0 {
+			r.logger().Debug("paged out start-up code", zap.Int64("mapped_bytes", n))
+		}
+	}()
 }
 
 // Shutdown detaches every program and frees every map; it waits for the

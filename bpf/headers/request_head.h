@@ -18,6 +18,8 @@ struct head_scan {
 	bool in_target;    /* the first line's first space was seen */
 	bool ended;        /* the empty line that ends the head was seen */
 	bool bad;          /* the first line is not a request line */
+	bool rest;         /* the bytes go on a head begun in an earlier read: no request line */
+	bool tp;           /* a traceparent line was seen (it may start at 0 in a rest) */
 };
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
@@ -76,7 +78,7 @@ static __always_inline long scan_byte(struct head_scan *s, __u32 i)
 		return 0;
 	__u32 start = s->line;
 	s->line = i + 1;
-	if (start == 0) {
+	if (start == 0 && !s->rest) {
 		if (!request_line(e, i)) {
 			s->bad = true;
 			return 1;
@@ -90,6 +92,7 @@ static __always_inline long scan_byte(struct head_scan *s, __u32 i)
 	}
 	if (i - start > 12 && traceparent_line(e, start)) {
 		s->traceparent = start;
+		s->tp = true;
 		return 1;
 	}
 	return 0;
@@ -128,6 +131,17 @@ static __always_inline bool scan_head(struct event *e, struct head_scan *s)
 	bpf_loop(CAPTURE_MAX, scan_step, s, 0);
 	launder(&s->n, sizeof(*s) - __builtin_offsetof(struct head_scan, n));
 	return !s->bad && s->headers != 0;
+}
+
+/* scan_rest scans the header lines of a head whose request line an
+ * earlier read took, up to its end or its traceparent line. */
+static __always_inline void scan_rest(struct event *e, struct head_scan *s)
+{
+	s->e = e;
+	s->rest = true;
+	s->n = e->cap_len < CAPTURE_MAX ? e->cap_len : CAPTURE_MAX;
+	bpf_loop(CAPTURE_MAX, scan_step, s, 0);
+	launder(&s->n, sizeof(*s) - __builtin_offsetof(struct head_scan, n));
 }
 
 static __always_inline int hex_value(__u8 c)

@@ -143,13 +143,100 @@ static __always_inline void put_context(struct event *e, struct trace_ctx *c, __
 	e->flags |= flag;
 }
 
+/* A request head split over reads (a client that writes its request
+ * line alone; on 6.1, a traceparent line pushed into a head by sk_msg
+ * arrives as a segment of its own): the first read chose a root context,
+ * the traceparent may come in the next one. By socket, until the head
+ * ends, its traceparent is seen, or SERVING_MAX_NS. */
+struct open_head {
+	struct trace_ctx ctx; /* what the first read chose: its span id stays */
+	__u64 task;           /* the Go task that read it; 0 when not Go */
+	__u64 pid_tgid;
+	__u64 line_hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct open_head);
+} open_heads SEC(".maps");
+
+/* serve_context makes c the context of the request the reader serves. */
+static __always_inline bool serve_context(__u64 pid_tgid, struct event *e, struct trace_ctx *c)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (e->task && task_runtime_of(tgid) == TASK_RUNTIME_GO) {
+		struct task_key k = {.id = e->task, .tgid = tgid};
+		bpf_map_update_elem(&go_serving, &k, c, BPF_ANY);
+		return false;
+	}
+	return serving_set(pid_tgid, c);
+}
+
+/* same_span tells whether two contexts are of one span. */
+static __always_inline bool same_span(const struct trace_ctx *a, const struct trace_ctx *b)
+{
+	__u64 x, y;
+	__builtin_memcpy(&x, a->span_id, 8);
+	__builtin_memcpy(&y, b->span_id, 8);
+	return x == y;
+}
+
+/* head_continued reads the rest of a head a read of socket e->sock began
+ * without a traceparent: one found now makes the request's context the
+ * caller's child, with the span id user space already has. */
+static __always_inline void head_continued(struct event *e)
+{
+	__u64 key = e->sock;
+	struct open_head *h = bpf_map_lookup_elem(&open_heads, &key);
+	if (!h)
+		return;
+	struct open_head o = *h;
+	bpf_map_delete_elem(&open_heads, &key);
+	if (bpf_ktime_get_ns() - o.ctx.ts > SERVING_MAX_NS)
+		return;
+	struct head_scan s = {};
+	scan_rest(e, &s);
+	struct trace_ctx c = {};
+	if (!s.tp || !parse_traceparent(e, s.traceparent, &c)) {
+		if (!s.ended && e->len == e->cap_len) /* not yet: the next read, perhaps */
+			bpf_map_update_elem(&open_heads, &key, &o, BPF_ANY);
+		return;
+	}
+	__builtin_memcpy(c.span_id, o.ctx.span_id, 8);
+	c.flags = sample_flags(c.trace_id, true, c.flags);
+	c.ts = o.ctx.ts;
+	__u32 tgid = o.pid_tgid >> 32;
+	if (o.task) {
+		struct task_key k = {.id = o.task, .tgid = tgid};
+		struct trace_ctx *cur = bpf_map_lookup_elem(&go_serving, &k);
+		if (cur && same_span(cur, &o.ctx))
+			*cur = c;
+	} else {
+		struct thread_serving *t = THREAD_GET(serving, o.pid_tgid, false);
+		if (t && same_span(&t->ctx, &o.ctx))
+			t->ctx = c;
+	}
+	struct process_serving *ps = bpf_map_lookup_elem(&process_serving, &tgid);
+	if (ps && same_span(&ps->latest, &o.ctx))
+		ps->latest = c;
+	struct forward_key fk = {.tgid = tgid, .line_hash = o.line_hash};
+	struct forwarded *f = bpf_map_lookup_elem(&forwardable, &fk);
+	if (f && same_span(&f->ctx, &o.ctx))
+		f->ctx = c;
+	put_context(e, &c, EVENT_FLAG_CONTEXT); /* the same span: user space takes the head's latest */
+}
+
 /* serve_request gives the request a read began its server span's context,
  * remembers it as what the thread is serving, and puts it in the event. */
 static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 {
 	struct head_scan s = {};
-	if (!scan_head(e, &s))
+	if (!scan_head(e, &s)) {
+		head_continued(e);
 		return;
+	}
 	struct trace_ctx c = {};
 	bool remote = s.traceparent && parse_traceparent(e, s.traceparent, &c);
 	if (!remote) {
@@ -160,14 +247,14 @@ static __always_inline void serve_request(__u64 pid_tgid, struct event *e)
 	random_id(c.span_id, 8);
 	c.ts = bpf_ktime_get_ns();
 	__u32 tgid = pid_tgid >> 32;
-	bool multiplexed = false;
-	if (e->task && task_runtime_of(tgid) == TASK_RUNTIME_GO) {
-		struct task_key k = {.id = e->task, .tgid = tgid};
-		bpf_map_update_elem(&go_serving, &k, &c, BPF_ANY);
-	} else {
-		multiplexed = serving_set(pid_tgid, &c);
-	}
+	bool multiplexed = serve_context(pid_tgid, e, &c);
 	serve_in_process(tgid, &c, multiplexed);
+	if (!remote && !s.ended && e->len == e->cap_len) {
+		bool go = e->task && task_runtime_of(tgid) == TASK_RUNTIME_GO;
+		struct open_head h = {.ctx = c, .task = go ? e->task : 0, .pid_tgid = pid_tgid, .line_hash = s.line_hash};
+		__u64 key = e->sock;
+		bpf_map_update_elem(&open_heads, &key, &h, BPF_ANY);
+	}
 	/* Any request may be forwarded: a proxy reads many before it writes
 	 * its first, so waiting to learn it forwards would miss those. */
 	struct forward_key fk = {.tgid = tgid, .line_hash = s.line_hash};

@@ -82,6 +82,11 @@ type Conn struct {
 // Protocol is the connection's protocol, or nil while it is not known.
 func (c *Conn) Protocol() protocols.Protocol { return c.proto }
 
+// Parser is the connection's parser, or nil while its protocol is not
+// known: what a protocol's parser tells beyond protocols.Parser (an
+// HTTP/2 stream's record) is asked of it.
+func (c *Conn) Parser() protocols.Parser { return c.parser }
+
 // Stats count what the table could not route to a parser.
 type Stats struct {
 	// Unknown counts connections whose bytes no protocol knew: when they

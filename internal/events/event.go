@@ -36,6 +36,10 @@ const (
 	NodeParser Kind = Kind(bpf.EventNodeParser)
 	NodeSocket Kind = Kind(bpf.EventNodeSocket)
 	GoStream   Kind = Kind(bpf.EventGoStream)
+	// GoHandler: a Go server's goroutine (Task) begins to serve HTTP/2
+	// stream TaskTrigger of the connection Sock (grpc-go's handleStream,
+	// net/http's runHandler).
+	GoHandler Kind = Kind(bpf.EventGoHandler)
 )
 
 const (

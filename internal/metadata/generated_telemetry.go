@@ -334,7 +334,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfUprobeHits, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_ebpf_uprobe_hits",
-		metric.WithDescription("Runs of the TLS uprobes, by probe (attribute `probe` = ssl_entry, ssl_return, go_entry, go_return), in every process that runs a probed file, watched or not. Each run is a trap into the kernel that costs microseconds; divided by the requests served it is the cost per request. [Development]"),
+		metric.WithDescription("Runs of the uprobes, by probe (attribute `probe`; TLS = ssl_entry, ssl_return, go_entry, go_return; parents = go_round_trip, go_write_loop, go_grpc_write, go_grpc_reader, go_grpc_serve, go_h2_serve, node_parser_init, node_socket, node_hooks), in every process that runs a probed file, watched or not. Each run is a trap into the kernel that costs microseconds; divided by the requests served it is the cost per request. [Development]"),
 		metric.WithUnit("{hit}"),
 	)
 	errs = errors.Join(errs, err)

@@ -73,6 +73,7 @@ func (m *Manager) examineGo(path string) (*file, bool) {
 		f.why = errors.Join(f.why, err)
 	}
 	f.handoff = len(probed) > 0 && f.why == nil
+	probed = m.probeServe(b, path, f, probed)
 	if len(probed) > 0 {
 		m.opts.Logger.Info("task probes attached", zap.String("runtime", "go"), zap.String("path", path),
 			zap.String("go.version", b.GoVersion), zap.Uint32("goid_offset", f.goid), zap.Strings("hand-offs", probed))

@@ -9,6 +9,12 @@
 //     writes requests from another goroutine than the one that asked;
 //     two probes on net/http (bpf/tasks.bpf.c) hand the asker over, once
 //     per file (device and inode) however many processes run it.
+//     grpc-go's and net/http's (or x/net's) HTTP/2 servers read a
+//     stream's request on one goroutine and serve it on another: a probe
+//     at the handler's entry names the goroutine, the stream and the
+//     socket (golang_serve.go), the struct offsets it follows read from
+//     DWARF or the releases known, its itabs from the symbol table or,
+//     stripped, from .itablink.
 //   - Node.js: the kernel reads the main thread's async ids at each
 //     syscall, from async_id_fields, which a probe on
 //     AsyncHooks::push_async_context, placed in that one process until
@@ -67,6 +73,7 @@ type Kernel interface {
 	ForgetTaskProc(tgid uint32)
 	AttachGo(path string, h bpf.GoHandoff) (io.Closer, error)
 	AttachGoGRPC(path string, g bpf.GoGRPC) (io.Closer, error)
+	AttachGoServe(path string, points []bpf.GoServePoint) (io.Closer, error)
 	AttachNode(path string, p bpf.NodeProbes) (io.Closer, error)
 	FindNodeHooks(path string, pid int, push uint64) (io.Closer, error)
 	NodeHooks(pid int) (uint64, bool)

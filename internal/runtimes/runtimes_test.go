@@ -46,6 +46,7 @@ type fakeKernel struct {
 	procs   map[uint32]bpf.TaskProc
 	goFiles []bpf.GoHandoff
 	grpc    []bpf.GoGRPC
+	serve   [][]bpf.GoServePoint
 	node    []bpf.NodeProbes
 	finding []int
 	hooks   map[int]uint64
@@ -91,6 +92,13 @@ func (k *fakeKernel) AttachGoGRPC(_ string, g bpf.GoGRPC) (io.Closer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.grpc = append(k.grpc, g)
+	return k.attached(), nil
+}
+
+func (k *fakeKernel) AttachGoServe(_ string, points []bpf.GoServePoint) (io.Closer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.serve = append(k.serve, points)
 	return k.attached(), nil
 }
 
