@@ -824,7 +824,14 @@ func linkDB(t *testing.T, server, db []span, requests int) dbLinks {
 		n, mod32, ok := dbRequest(d)
 		if !ok {
 			l.setUp++
-			assert.Less(t, d.EndTimestamp(), firstServed, "DB span %q of no request while serving", d.Name())
+			if d.EndTimestamp() >= firstServed {
+				// Work that names no request while serving: pgxpool pings a
+				// connection idle for over a second, on the goroutine that
+				// acquires it or on its own. It may be under the request or
+				// a root; it is never another request's.
+				_, under := byID[d.ParentSpanID()]
+				assert.True(t, under || d.ParentSpanID().IsEmpty(), "DB span %q of no request has a parent that serves nothing", d.Name())
+			}
 			continue
 		}
 		seen[fmt.Sprintf("%s %d %v", d.str("db.system.name"), n, mod32)]++
@@ -882,7 +889,7 @@ func linkDB(t *testing.T, server, db []span, requests int) dbLinks {
 // from their start. The last load pins each handler to the thread that
 // read its request (runtime.LockOSThread), as a thread-per-request server
 // does: what correlation by thread can do, against what Go's scheduler
-// leaves it.
+// leaves it; both are told by the goroutine now.
 func (e *dbEnv) testUnderHTTP(t *testing.T) {
 	for _, load := range []struct {
 		name              string
@@ -898,6 +905,7 @@ func (e *dbEnv) testUnderHTTP(t *testing.T) {
 			svc := startReady(t, goDBPeer("db-http-service", append([]string{"E2E_DSN=" + e.pg.DSN(dbservers.PostgresDatabase),
 				"E2E_REDIS=" + e.rd.Addr}, load.env...)...))
 			h.waitInstrumented(t, svc.pid())
+			h.waitRuntimeOf(t, svc.pid()) // goroutines are told apart from then on
 			_, ok := runGoClient(t, "http://"+svc.addr+"/work/{i}", load.requests, load.clients)
 			require.Equal(t, load.requests, ok)
 			server := h.waitSpans(t, svc.pid(), ptrace.SpanKindServer, load.requests)
@@ -916,7 +924,7 @@ func (e *dbEnv) testUnderHTTP(t *testing.T) {
 			db = h.spansOf(svc.pid(), ptrace.SpanKindClient)
 			l := linkDB(t, server, db, load.requests)
 			ops := l.right + l.wrong + l.missing
-			t.Logf("LINKING db-under-http %s: %d requests, %d DB spans of requests: %d right, %d wrong, %d missing parents (%.1f%% right); %d absent; %d set-up spans before serving",
+			t.Logf("LINKING db-under-http %s: %d requests, %d DB spans of requests: %d right, %d wrong, %d missing parents (%.1f%% right); %d absent; %d spans of no request (set-up, pool pings)",
 				load.name, load.requests, ops, l.right, l.wrong, l.missing, 100*float64(l.right)/float64(max(ops, 1)), l.absent, l.setUp)
 			for _, sys := range []string{"postgresql", "redis"} {
 				c := l.bySystem[sys]
@@ -925,9 +933,9 @@ func (e *dbEnv) testUnderHTTP(t *testing.T) {
 			require.Equal(t, 2*load.requests, ops, "one Postgres and one Redis span per request")
 			require.Zero(t, l.absent)
 			require.Zero(t, l.wrong, "a DB span with a wrong parent")
-			if load.clients == 1 {
-				require.Equal(t, ops, l.right, "sequential requests: every DB span is its request's child")
-			}
+			// The goroutine that serves a request makes its calls (pgx and
+			// go-redis write on the asking goroutine): every one is known.
+			require.GreaterOrEqual(t, 100*l.right, 99*ops, "at least 99%% of the DB spans are their request's child")
 		})
 	}
 }

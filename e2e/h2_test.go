@@ -488,15 +488,22 @@ func shareOf(ids []string, parents, children map[string]span) linkShare {
 	return l
 }
 
-// A grpc-go service that calls another grpc-go service while serving,
-// under 16 concurrent callers on one connection: each call's method ends
-// with an id of its own, so every hop of it can be found. The share of
-// client spans of the relay parented to the server span they were made
-// for must be at least 99%, none wrong; the other links must all be right. An example server span and its client
-// span are logged, for the README.
-func TestGRPCLinking(t *testing.T) {
-	backend := startReady(t, role("grpc-raw-server", "E2E_ADDR=127.0.0.1:0"))
-	relay := startReady(t, role("grpc-raw-server", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr))
+// relayRun is one run of a relay test: a client's callers make calls to a
+// relay that calls a backend while serving each; the spans of every hop,
+// indexed by the call's id.
+type relayRun struct {
+	relayPid                        int
+	ids                             []string
+	outer, served, relayed, backend map[string]span
+	inRelay, toRelay, toBackend     linkShare
+}
+
+// runRelay starts the backend and the relay (roles server, with
+// E2E_DOWNSTREAM for the relay), watches both, and runs clientRole with
+// callers x calls calls; index finds a span's call id.
+func runRelay(t *testing.T, server, clientRole string, index func([]span) map[string]span) (*harness, relayRun) {
+	backend := startReady(t, role(server, "E2E_ADDR=127.0.0.1:0"))
+	relay := startReady(t, role(server, "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr))
 	h := startReceiver(t, func(c *ebpfreceiver.Config) {
 		c.Discovery.Pids = []int{backend.pid(), relay.pid()}
 		c.Discovery.OpenPorts = portOf(relay.addr)
@@ -506,32 +513,46 @@ func TestGRPCLinking(t *testing.T) {
 	h.waitRuntimeOf(t, relay.pid()) // calls before its probes are placed would be left unlinked
 
 	const callers, calls = 16, 10
-	client := runToDone(t, role("grpc-raw-client", "E2E_TARGET="+relay.addr,
+	client := runToDone(t, role(clientRole, "E2E_TARGET="+relay.addr,
 		"E2E_CALLERS="+strconv.Itoa(callers), "E2E_CALLS="+strconv.Itoa(calls)))
-	const total = callers * calls
-	var ids []string
+	r := relayRun{relayPid: relay.pid()}
 	for c := range callers {
 		for i := range calls {
-			ids = append(ids, rawCallID(c, i))
+			r.ids = append(r.ids, rawCallID(c, i))
 		}
 	}
-	outer := byCall(h.waitSpans(t, client, ptrace.SpanKindClient, total))
-	served := byCall(h.waitSpans(t, relay.pid(), ptrace.SpanKindServer, total))
-	relayed := byCall(h.waitSpans(t, relay.pid(), ptrace.SpanKindClient, total))
-	backSpans := byCall(h.waitSpans(t, backend.pid(), ptrace.SpanKindServer, total))
+	total := len(r.ids)
+	r.outer = index(h.waitSpans(t, client, ptrace.SpanKindClient, total))
+	r.served = index(h.waitSpans(t, relay.pid(), ptrace.SpanKindServer, total))
+	r.relayed = index(h.waitSpans(t, relay.pid(), ptrace.SpanKindClient, total))
+	r.backend = index(h.waitSpans(t, backend.pid(), ptrace.SpanKindServer, total))
+	r.inRelay = shareOf(r.ids, r.served, r.relayed)
+	r.toRelay = shareOf(r.ids, r.outer, r.served)
+	r.toBackend = shareOf(r.ids, r.relayed, r.backend)
+	t.Logf("%s linking, %d callers x %d calls:", server, callers, calls)
+	t.Logf("  relay client span -> relay server span (in-process): %v", r.inRelay)
+	t.Logf("  relay server span -> caller's client span:           %v", r.toRelay)
+	t.Logf("  backend server span -> relay client span:            %v", r.toBackend)
+	return h, r
+}
+
+// A grpc-go service that calls another grpc-go service while serving,
+// under 16 concurrent callers on one connection: each call's method ends
+// with an id of its own, so every hop of it can be found. The share of
+// client spans of the relay parented to the server span they were made
+// for must be at least 99%, none wrong; the other links must all be right. An example server span and its client
+// span are logged, for the README.
+func TestGRPCLinking(t *testing.T) {
+	h, r := runRelay(t, "grpc-raw-server", "grpc-raw-client", byCall)
+	ids, served, relayed := r.ids, r.served, r.relayed
+	total := len(ids)
 	for _, id := range ids {
-		require.Equal(t, "relay.Front/"+id, outer[id].Name())
+		require.Equal(t, "relay.Front/"+id, r.outer[id].Name())
 		require.Equal(t, "relay.Front/"+id, served[id].Name())
 		require.Equal(t, "relay.Back/"+id, relayed[id].Name())
-		require.Equal(t, "relay.Back/"+id, backSpans[id].Name())
+		require.Equal(t, "relay.Back/"+id, r.backend[id].Name())
 	}
-	inRelay := shareOf(ids, served, relayed)
-	toRelay := shareOf(ids, outer, served)
-	toBackend := shareOf(ids, relayed, backSpans)
-	t.Logf("gRPC linking, %d callers x %d calls:", callers, calls)
-	t.Logf("  relay client span -> relay server span (in-process): %v", inRelay)
-	t.Logf("  relay server span -> caller's client span:           %v", toRelay)
-	t.Logf("  backend server span -> relay client span:            %v", toBackend)
+	inRelay, toRelay, toBackend := r.inRelay, r.toRelay, r.toBackend
 	t.Logf("  outcomes: %s; go_grpc_serve hits=%d, handlers whose stream was not seen=%d", parentOutcomes(t, h),
 		h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_hits", "probe", "go_grpc_serve"),
 		h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", "handler_stream_not_seen"))
@@ -539,8 +560,8 @@ func TestGRPCLinking(t *testing.T) {
 	assert.GreaterOrEqual(t, inRelay.right*100, total*99, "at least 99%% of the relay's calls are under the call they were made for")
 	assert.Equal(t, total, toRelay.right, "a server span is the child of the client span at the other end of its stream")
 	assert.Equal(t, total, toBackend.right, "a server span is the child of the client span at the other end of its stream")
-	h.waitRequestCount(t, relay.pid(), "rpc.server.call.duration", total)
-	h.waitRequestCount(t, relay.pid(), "rpc.client.call.duration", total)
+	h.waitRequestCount(t, r.relayPid, "rpc.server.call.duration", uint64(total))
+	h.waitRequestCount(t, r.relayPid, "rpc.client.call.duration", uint64(total))
 
 	// An example for the README: a call whose spans are linked, if one is.
 	example := ids[0]
@@ -669,48 +690,19 @@ func byPathID(spans []span) map[string]span {
 // least 99% of the relay's calls are under the request they were made
 // for, none under another.
 func TestH2CLinking(t *testing.T) {
-	backend := startReady(t, role("h2c-relay", "E2E_ADDR=127.0.0.1:0"))
-	relay := startReady(t, role("h2c-relay", "E2E_ADDR=127.0.0.1:0", "E2E_DOWNSTREAM="+backend.addr))
-	h := startReceiver(t, func(c *ebpfreceiver.Config) {
-		c.Discovery.Pids = []int{backend.pid(), relay.pid()}
-		c.Discovery.OpenPorts = portOf(relay.addr)
-	})
-	h.waitInstrumented(t, backend.pid())
-	h.waitInstrumented(t, relay.pid())
-	h.waitRuntimeOf(t, relay.pid())
-
-	const callers, calls = 16, 10
-	client := runToDone(t, role("h2c-relay-client", "E2E_TARGET="+relay.addr,
-		"E2E_CALLERS="+strconv.Itoa(callers), "E2E_CALLS="+strconv.Itoa(calls)))
-	const total = callers * calls
-	var ids []string
-	for c := range callers {
-		for i := range calls {
-			ids = append(ids, rawCallID(c, i))
-		}
+	h, r := runRelay(t, "h2c-relay", "h2c-relay-client", byPathID)
+	for _, id := range r.ids {
+		require.Equal(t, "/relay/"+id, spanPath(r.served[id]))
+		require.Equal(t, "2", r.served[id].str("network.protocol.version"))
+		require.Equal(t, "/back/"+id, spanPath(r.relayed[id]))
+		require.Equal(t, "/back/"+id, spanPath(r.backend[id]))
 	}
-	outer := byPathID(h.waitSpans(t, client, ptrace.SpanKindClient, total))
-	served := byPathID(h.waitSpans(t, relay.pid(), ptrace.SpanKindServer, total))
-	relayed := byPathID(h.waitSpans(t, relay.pid(), ptrace.SpanKindClient, total))
-	backSpans := byPathID(h.waitSpans(t, backend.pid(), ptrace.SpanKindServer, total))
-	for _, id := range ids {
-		require.Equal(t, "/relay/"+id, spanPath(served[id]))
-		require.Equal(t, "2", served[id].str("network.protocol.version"))
-		require.Equal(t, "/back/"+id, spanPath(relayed[id]))
-		require.Equal(t, "/back/"+id, spanPath(backSpans[id]))
-	}
-	inRelay := shareOf(ids, served, relayed)
-	toRelay := shareOf(ids, outer, served)
-	toBackend := shareOf(ids, relayed, backSpans)
-	t.Logf("h2c linking, %d callers x %d calls:", callers, calls)
-	t.Logf("  relay client span -> relay server span (in-process): %v", inRelay)
-	t.Logf("  relay server span -> caller's client span:           %v", toRelay)
-	t.Logf("  backend server span -> relay client span:            %v", toBackend)
+	inRelay, total := r.inRelay, len(r.ids)
 	t.Logf("  outcomes: %s; go_h2_serve hits=%d, handlers whose stream was not seen=%d", parentOutcomes(t, h),
 		h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_hits", "probe", "go_h2_serve"),
 		h.selfMetric(t, "otelcol_receiver_ebpf_parse_failures", "reason", "handler_stream_not_seen"))
 	assert.Zero(t, inRelay.wrong, "a call is never put under another request's server span")
 	assert.GreaterOrEqual(t, inRelay.right*100, total*99, "at least 99%% of the relay's calls are under the request they were made for")
-	assert.Zero(t, toRelay.wrong)
-	assert.Zero(t, toBackend.wrong)
+	assert.Zero(t, r.toRelay.wrong)
+	assert.Zero(t, r.toBackend.wrong)
 }

@@ -173,10 +173,11 @@ func flood(t *testing.T, url string, conns int, d time.Duration) int64 {
 // under its limit plus the margin the README documents, and every request
 // is either a span handed on or a span counted as refused, dropped or lost.
 func TestMemoryBoundedUnderSlowBackend(t *testing.T) {
-	// The margin: the binary's code and the Go runtime (about 45 MiB at
-	// rest), the 8 MiB ring buffer, and what the garbage collector has not
-	// returned yet; the memory limiter counts only the heap in use.
-	const limitMiB, marginMiB = 80, 80
+	// The margin: the binary's code and the Go runtime (about 60 MiB of
+	// a 116 MB binary's pages during start-up), the 8 MiB ring buffer
+	// (mapped twice), and what the garbage collector has not returned yet;
+	// the memory limiter counts only the heap in use. Measured 77-81 MiB.
+	const limitMiB, marginMiB = 80, 100
 	srv := startGoServer(t)
 	for _, limit := range []int{0, limitMiB} {
 		t.Run(fmt.Sprintf("memory_limiter=%d", limit), func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // pageOutDelay is how long after start the collector's own code is paged
 // out: start-up (config, factories, the Kubernetes client's schemes, BTF)
 // touches most of a 100 MB binary once and never again.
-const pageOutDelay = 5 * time.Second
+const pageOutDelay = 2 * time.Second
 
 // pageOutCode asks the kernel to drop the resident pages of the collector's
 // executable (MADV_PAGEOUT, Linux 5.4+) once start-up is over. They are
