@@ -6,7 +6,8 @@
 // the same for a grpc-go server under a Go client's concurrent unary calls
 // (calls/second without and with the collector selecting it), and for
 // HTTPS servers (nginx, Go) under wrk, with the TLS uprobes' hits per
-// request (tls.go).
+// request (tls.go). Then a Go HTTP server whose handler takes 1 ms
+// (slow.go), and a Go PostgreSQL client watched on its side (postgres.go).
 //
 // Usage: go run ./cmd/bench --collector _build/otelcol-ebpf
 package main
@@ -61,6 +62,9 @@ func main() {
 	networkDuration := flag.Duration("network-duration", 2*time.Second, "duration of one bulk transfer of the network bench; 0 skips it")
 	tlsDuration := flag.Duration("tls-duration", 3*time.Second, "wrk duration of one run of the TLS bench; 0 skips it")
 	parentsDuration := flag.Duration("parents-duration", 4*time.Second, "wrk duration of one run of the parents bench (parents.go); 0 skips it")
+	slowDuration := flag.Duration("slow-duration", 3*time.Second, "wrk duration of one run of the 1 ms handler bench (slow.go); 0 skips it")
+	pgDuration := flag.Duration("pg-duration", 3*time.Second, "duration of one run of the Postgres client bench (postgres.go); 0 skips it")
+	pgConns := flag.Int("pg-connections", 8, "connections of the Postgres client bench, each querying in a loop")
 	flag.Parse()
 	if *httpBench {
 		if err := run(*collector, *rounds, *duration, *conns); err != nil {
@@ -92,6 +96,18 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if *slowDuration > 0 {
+		if err := runSlow(*collector, *rounds, *slowDuration, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *pgDuration > 0 {
+		if err := runPostgres(*collector, *rounds, *pgDuration, *pgConns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 }
 
 // serve is the measured server: small responses, keep-alive.
@@ -111,7 +127,9 @@ type result struct {
 	rps         []float64
 	cpuPer10k   []float64 // collector CPU seconds per 10,000 requests
 	kernelNsReq []float64 // kernel program run time per request
+	programs    perProgram
 	rssIdleKB   int
+	rssLoadKB   int // at the end of a run: what the load keeps resident
 	rssPeakKB   int
 }
 
@@ -139,29 +157,43 @@ func run(collector string, rounds int, d time.Duration, conns int) error {
 		{"collector, server selected, sampler traceidratio 0.1", writeConfig(dir, "sampled",
 			fmt.Sprintf("pids: [%d]", server.Process.Pid), "sampler: {name: traceidratio, ratio: 0.1}")},
 	}
+	results, err := measureModes(collector, modes, port, rounds, d, conns)
+	if err != nil {
+		return err
+	}
+	printTable(fmt.Sprintf("Go HTTP server under wrk -t2 -c%d, %d alternating rounds of %v, %d CPUs, %s",
+		conns, rounds, d, cpuCount(), time.Now().Format("2006-01-02")), modes, results)
+	return nil
+}
+
+// measureModes measures every mode in alternating rounds, then the kernel
+// programs' run time in a run of its own per mode with a collector:
+// kernel statistics slow every program down, so the throughput figures
+// leave those runs out.
+func measureModes(collector string, modes []mode, port, rounds int, d time.Duration, conns int) ([]result, error) {
 	results := make([]result, len(modes))
 	for r := 0; r < rounds; r++ {
 		for i, m := range modes {
 			if err := measure(collector, m, port, d, conns, &results[i], false); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+				return nil, fmt.Errorf("%s: %w", m.name, err)
 			}
 		}
 	}
-	// Kernel statistics slow every program down, so they are taken in runs
-	// of their own, which the throughput figures leave out.
 	disableStats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: kernel program run time not measured:", err)
-	} else {
-		defer disableStats.Close()
-		for i, m := range modes[1:] {
-			if err := measure(collector, m, port, d, conns, &results[i+1], true); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
+		return results, nil
+	}
+	defer disableStats.Close()
+	for i, m := range modes {
+		if m.config == "" {
+			continue
+		}
+		if err := measure(collector, m, port, d, conns, &results[i], true); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
 	}
-	printTable(modes, results, rounds, d, conns)
-	return nil
+	return results, nil
 }
 
 func startServer(port int) (*exec.Cmd, error) {
@@ -215,21 +247,28 @@ func measure(collector string, m mode, port int, d time.Duration, conns int, res
 			return err
 		}
 		defer func() { col.Process.Signal(os.Interrupt); col.Wait() }()
-		res.rssIdleKB = max(res.rssIdleKB, status(col.Process.Pid, "VmRSS"))
+		if !kernelStats {
+			res.rssIdleKB = max(res.rssIdleKB, status(col.Process.Pid, "VmRSS"))
+		}
 	}
 	cpu0 := cpuSeconds(col)
-	kern0 := kernelRunTime(col)
+	kern0 := programStats(col)
 	rps, requests, err := wrk(port, d, conns)
 	if err != nil {
 		return err
 	}
 	if kernelStats {
-		res.kernelNsReq = append(res.kernelNsReq, float64(kernelRunTime(col)-kern0)/float64(requests))
+		if res.programs == nil {
+			res.programs = perProgram{}
+		}
+		res.programs.add(kern0, programStats(col), requests)
+		res.kernelNsReq = []float64{res.programs.total()}
 		return nil
 	}
 	res.rps = append(res.rps, rps)
 	if col != nil {
 		res.cpuPer10k = append(res.cpuPer10k, (cpuSeconds(col)-cpu0)/float64(requests)*10000)
+		res.rssLoadKB = max(res.rssLoadKB, status(col.Process.Pid, "VmRSS"))
 		res.rssPeakKB = max(res.rssPeakKB, status(col.Process.Pid, "VmHWM"))
 	}
 	return nil
@@ -312,28 +351,6 @@ func status(pid int, field string) int {
 	return 0
 }
 
-// kernelRunTime sums the run time of the kernel programs the collector
-// loaded (found through its open file descriptors, so other loaders on the
-// machine do not count), whatever their type: syscall tracepoints, and the
-// sock_ops and sk_msg programs of context propagation.
-func kernelRunTime(collector *exec.Cmd) time.Duration {
-	if collector == nil {
-		return 0
-	}
-	var total time.Duration
-	for _, id := range programIDs(collector.Process.Pid) {
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue
-		}
-		if st, err := p.Stats(); err == nil {
-			total += st.Runtime
-		}
-		p.Close()
-	}
-	return total
-}
-
 // programIDs lists the ids of the kernel programs pid holds open, each
 // once: a program's fd and its links' fds all name it.
 func programIDs(pid int) []ebpf.ProgramID {
@@ -370,11 +387,13 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-func printTable(modes []mode, res []result, rounds int, d time.Duration, conns int) {
+// printTable writes a Markdown table of modes' results under title, the
+// first mode the base of the ratios, and where each mode's kernel time
+// goes.
+func printTable(title string, modes []mode, res []result) {
 	base := mean(res[0].rps)
-	fmt.Printf("Go HTTP server under wrk -t2 -c%d, %d alternating rounds of %v, %d CPUs, %s\n\n",
-		conns, rounds, d, cpuCount(), time.Now().Format("2006-01-02"))
-	fmt.Println("| mode | req/s (mean) | ratio | collector CPU s / 10k req | kernel ns / req | collector RSS idle / peak |")
+	fmt.Printf("\n%s\n\n", title)
+	fmt.Println("| mode | req/s (mean) | ratio | collector CPU s / 10k req | kernel ns / req | collector RSS idle / under load / peak |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for i, m := range modes {
 		r := res[i]
@@ -382,9 +401,12 @@ func printTable(modes []mode, res []result, rounds int, d time.Duration, conns i
 		if m.config != "" {
 			cpu = fmt.Sprintf("%.3f", mean(r.cpuPer10k))
 			kern = fmt.Sprintf("%.0f", mean(r.kernelNsReq))
-			rss = fmt.Sprintf("%d MB / %d MB", r.rssIdleKB/1024, r.rssPeakKB/1024)
+			rss = fmt.Sprintf("%d MB / %d MB / %d MB", r.rssIdleKB/1024, r.rssLoadKB/1024, r.rssPeakKB/1024)
 		}
 		fmt.Printf("| %s | %.0f | %.3f | %s | %s | %s |\n", m.name, mean(r.rps), mean(r.rps)/base, cpu, kern, rss)
+	}
+	for i, m := range modes {
+		res[i].programs.print(m.name)
 	}
 }
 
