@@ -239,6 +239,37 @@ service:
 	return path
 }
 
+// telemetryConfig is a collector config that watches process pid and
+// serves its own metrics for Prometheus on 127.0.0.1:port, where a bench
+// reads what the receiver counted (spans, probe hits, links).
+func telemetryConfig(pid, port int) string {
+	return fmt.Sprintf(`receivers:
+  ebpf:
+    discovery:
+      pids: [%d]
+      poll_interval: 100ms
+exporters:
+  nop:
+service:
+  telemetry:
+    metrics:
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+  pipelines:
+    traces:
+      receivers: [ebpf]
+      exporters: [nop]
+    metrics:
+      receivers: [ebpf]
+      exporters: [nop]
+`, pid, port)
+}
+
 func measure(collector string, m mode, port int, d time.Duration, conns int, res *result, kernelStats bool) error {
 	var col *exec.Cmd
 	if m.config != "" {

@@ -124,7 +124,7 @@ func runParents(collector string, rounds int, d time.Duration, conns int) error 
 
 func measureParentsTarget(collector, dir string, pid int, tg parentsTarget, rounds int, d time.Duration, conns int, res *parentsResult) error {
 	config := filepath.Join(dir, "parents.yaml")
-	if err := os.WriteFile(config, []byte(parentsConfig(pid)), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(telemetryConfig(pid, parentsTelemetryPort)), 0o644); err != nil {
 		return err
 	}
 	for r := 0; r < rounds; r++ {
@@ -172,34 +172,6 @@ func startReadyCmd(cmd *exec.Cmd) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("%v: %s", cmd.Args, line)
 	}
 	return cmd, nil
-}
-
-func parentsConfig(pid int) string {
-	return fmt.Sprintf(`receivers:
-  ebpf:
-    discovery:
-      pids: [%d]
-      poll_interval: 100ms
-exporters:
-  nop:
-service:
-  telemetry:
-    metrics:
-      level: normal
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [nop]
-    metrics:
-      receivers: [ebpf]
-      exporters: [nop]
-`, pid, parentsTelemetryPort)
 }
 
 // measureParents runs wrk against the front with a collector watching

@@ -244,7 +244,7 @@ func measurePG(collector, dir, dsn string, withCollector, kernelStats bool, d ti
 	var col *exec.Cmd
 	if withCollector {
 		config := filepath.Join(dir, "pg.yaml")
-		if err := os.WriteFile(config, []byte(pgConfig(client.cmd.Process.Pid)), 0o644); err != nil {
+		if err := os.WriteFile(config, []byte(telemetryConfig(client.cmd.Process.Pid, pgTelemetryPort)), 0o644); err != nil {
 			return err
 		}
 		if col, err = startCollector(collector, config); err != nil {
@@ -291,33 +291,6 @@ func measurePG(collector, dir, dsn string, withCollector, kernelStats bool, d ti
 		(pgScrape("otelcol_receiver_ebpf_spans", `outcome="sent"`)-spans0)/float64(queries+int64(conns)))
 	res.failures += pgScrape("otelcol_receiver_ebpf_parse_failures", `protocol="postgres"`) - failures0
 	return nil
-}
-
-func pgConfig(pid int) string {
-	return fmt.Sprintf(`receivers:
-  ebpf:
-    discovery:
-      pids: [%d]
-exporters:
-  nop:
-service:
-  telemetry:
-    metrics:
-      level: normal
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [nop]
-    metrics:
-      receivers: [ebpf]
-      exporters: [nop]
-`, pid, pgTelemetryPort)
 }
 
 // pgScrape sums the samples of the collector's own metric name whose

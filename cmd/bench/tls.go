@@ -123,31 +123,7 @@ func runTLS(collector string, rounds int, d time.Duration, conns int) error {
 // returns req/s and the uprobe hits per request.
 func measureTLS(collector, dir string, tg tlsTarget, d time.Duration, conns int, wrkLib string) (float64, float64, error) {
 	config := filepath.Join(dir, "tls.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`receivers:
-  ebpf:
-    discovery:
-      pids: [%d]
-      poll_interval: 100ms
-exporters:
-  nop:
-service:
-  telemetry:
-    metrics:
-      level: normal
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [nop]
-    metrics:
-      receivers: [ebpf]
-      exporters: [nop]
-`, tg.pid, tlsTelemetryPort)), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(telemetryConfig(tg.pid, tlsTelemetryPort)), 0o644); err != nil {
 		return 0, 0, err
 	}
 	col, err := startCollector(collector, config)
