@@ -79,10 +79,23 @@ type Network struct {
 	pending         map[bpf.FlowKey]bpf.FlowCounts // spilled, by flow
 	pendingOverflow map[overflowKey]bpf.FlowCounts // spilled beyond MaxFlows
 	spillOverflowed uint64
+	// unowned are flows whose owner was not found yet: a connection's
+	// first bytes often flow before /proc shows which process holds its
+	// socket. They wait up to ownerWait, then count as the node's.
+	unowned map[bpf.FlowKey]unownedFlow
 
 	stop chan struct{}
 	wake chan struct{}
 	wg   sync.WaitGroup
+}
+
+// ownerWait is how long a flow's counts wait for its owner to be found.
+const ownerWait = 2 * time.Second
+
+// unownedFlow is what a flow without a known owner counted since.
+type unownedFlow struct {
+	counts bpf.FlowCounts
+	since  time.Time
 }
 
 type overflowKey struct {
@@ -107,7 +120,8 @@ func New(cfg Config, k Kernel, describe Describe, node func(pcommon.Map), sink S
 		describe: describe, node: node, sink: sink, spill: rd,
 		table:   NewTable(cfg.MaxFlows, cfg.IdleTimeout),
 		pending: map[bpf.FlowKey]bpf.FlowCounts{}, pendingOverflow: map[overflowKey]bpf.FlowCounts{},
-		stop: make(chan struct{}), wake: make(chan struct{}, 1),
+		unowned: map[bpf.FlowKey]unownedFlow{},
+		stop:    make(chan struct{}), wake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -276,6 +290,7 @@ func (n *Network) flush(ctx context.Context, last bool) {
 	for k, c := range pending {
 		n.add(&k, c, now)
 	}
+	n.settleUnowned(now, last)
 	for k, c := range over {
 		n.table.Add(Flow{Interface: n.ifaceName(k.netns, k.ifindex), Transmit: k.dir == bpf.FlowTransmit, Overflow: true},
 			c.Bytes, c.Packets, now)
@@ -313,10 +328,43 @@ func (n *Network) ifaceName(netns uint64, ifindex uint32) string {
 func (n *Network) add(k *bpf.FlowKey, c bpf.FlowCounts, now time.Time) {
 	nsIno := n.ifaces.Inode(k.Netns)
 	src, dst := k.Source(), k.Destination()
-	f := Flow{Interface: n.ifaceName(k.Netns, k.Ifindex), Transmit: k.Dir == bpf.FlowTransmit, Proto: k.Proto}
-	f.Owner = n.owner(src, dst, k.Proto, nsIno, now)
+	owner := n.owner(src, dst, k.Proto, nsIno, now)
+	if owner == nil && n.describe != nil {
+		if u, ok := n.unowned[*k]; ok || len(n.unowned) < max(n.cfg.MaxFlows, 1) {
+			if !ok {
+				u.since = now
+			}
+			u.counts.Bytes += c.Bytes
+			u.counts.Packets += c.Packets
+			n.unowned[*k] = u
+			return
+		}
+	}
+	n.addOwned(k, c, owner, now)
+}
+
+// addOwned puts a flow's counts into the table under owner (nil: the
+// node's). Called with n.mu held.
+func (n *Network) addOwned(k *bpf.FlowKey, c bpf.FlowCounts, owner Owner, now time.Time) {
+	nsIno := n.ifaces.Inode(k.Netns)
+	src, dst := k.Source(), k.Destination()
+	f := Flow{Interface: n.ifaceName(k.Netns, k.Ifindex), Transmit: k.Dir == bpf.FlowTransmit, Proto: k.Proto, Owner: owner}
 	f.Src, f.Dst = n.cfg.Ports.reduce(src, dst, k.Proto, nsIno, n.owners)
 	n.table.Add(f, c.Bytes, c.Packets, now)
+}
+
+// settleUnowned looks again for the owners of the flows that wait: found,
+// or waited ownerWait (or the last flush), they go into the table. Called
+// with n.mu held.
+func (n *Network) settleUnowned(now time.Time, last bool) {
+	for k, u := range n.unowned {
+		owner := n.owner(k.Source(), k.Destination(), k.Proto, n.ifaces.Inode(k.Netns), now)
+		if owner == nil && !last && now.Sub(u.since) < ownerWait {
+			continue
+		}
+		n.addOwned(&k, u.counts, owner, now)
+		delete(n.unowned, k)
+	}
 }
 
 // owner is the process that sent the flow, else the one it went to, else

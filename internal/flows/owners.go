@@ -57,7 +57,10 @@ type listenKey struct {
 
 // NewOwners reads nothing until Refresh.
 func NewOwners(procRoot string, minRefresh time.Duration) *Owners {
-	o := &Owners{procRoot: procRoot, minRefresh: minRefresh, minFdScan: 10 * time.Second,
+	// The descriptors are read no more often than the tables, and at most
+	// once a second: a connection that flows a moment after a scan must
+	// find its process within a refresh or two, not 10 s later.
+	o := &Owners{procRoot: procRoot, minRefresh: minRefresh, minFdScan: max(minRefresh, time.Second),
 		ephemeralLow: 32768, ephemeralHigh: 60999, inodePid: map[uint64]int{}}
 	o.readEphemeral()
 	return o
