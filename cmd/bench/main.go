@@ -41,7 +41,7 @@ func main() {
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		serve(os.Args[2])
+		serve(os.Args[2], 0)
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "serve-grpc" {
@@ -67,51 +67,39 @@ func main() {
 	pgConns := flag.Int("pg-connections", 8, "connections of the Postgres client bench, each querying in a loop")
 	flag.Parse()
 	if *httpBench {
-		if err := run(*collector, *rounds, *duration, *conns); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(run(*collector, *rounds, *duration, *conns))
 	}
 	if *grpcDuration > 0 {
-		if err := runGRPC(*collector, *rounds, *grpcDuration, *grpcCalls); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runGRPC(*collector, *rounds, *grpcDuration, *grpcCalls))
 	}
 	if *networkDuration > 0 {
-		if err := runNetwork(*collector, *rounds, *networkDuration); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runNetwork(*collector, *rounds, *networkDuration))
 	}
 	if *tlsDuration > 0 {
-		if err := runTLS(*collector, *rounds, *tlsDuration, *conns); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runTLS(*collector, *rounds, *tlsDuration, *conns))
 	}
 	if *parentsDuration > 0 {
-		if err := runParents(*collector, *rounds, *parentsDuration, *conns); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runParents(*collector, *rounds, *parentsDuration, *conns))
 	}
 	if *slowDuration > 0 {
-		if err := runSlow(*collector, *rounds, *slowDuration, *conns); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runSlow(*collector, *rounds, *slowDuration, *conns))
 	}
 	if *pgDuration > 0 {
-		if err := runPostgres(*collector, *rounds, *pgDuration, *pgConns); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+		exitOn(runPostgres(*collector, *rounds, *pgDuration, *pgConns))
 	}
 }
 
-// serve is the measured server: small responses, keep-alive.
-func serve(addr string) {
+// exitOn ends the bench when one of its parts failed.
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the measured server: small responses, keep-alive, each after
+// delay (none for the main bench; the slow-handler bench's 1 ms).
+func serve(addr string, delay time.Duration) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Println("ERROR", err)
@@ -119,6 +107,9 @@ func serve(addr string) {
 	}
 	fmt.Println("READY")
 	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if delay > 0 {
+			time.Sleep(delay)
+		}
 		w.Write([]byte("hello, world\n"))
 	}))
 }

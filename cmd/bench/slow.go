@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"time"
@@ -26,24 +24,9 @@ const slowHandlerTime = time.Millisecond
 func init() {
 	// bench serve-slow ADDR: the slow server.
 	if len(os.Args) > 2 && os.Args[1] == "serve-slow" {
-		serveSlow(os.Args[2])
+		serve(os.Args[2], slowHandlerTime)
 		os.Exit(0)
 	}
-}
-
-// serveSlow is the measured server: it sleeps slowHandlerTime, then
-// answers a small body, keep-alive.
-func serveSlow(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(1)
-	}
-	fmt.Println("READY")
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(slowHandlerTime)
-		w.Write([]byte("hello, world\n"))
-	}))
 }
 
 // runSlow measures requests/second of the slow server under wrk with conns
