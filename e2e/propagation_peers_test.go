@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,10 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
+// requestsOnConn keys a connection's request counter in its context.
+type requestsOnConn struct{}
+
 // runEcho answers every request with what the next hop would see of its
-// context: the traceparent header it received and its body's length.
+// context: the traceparent header it received, its body's length and its
+// number on its connection (1 for the first).
 func runEcho(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -22,10 +28,19 @@ func runEcho(addr string) {
 		os.Exit(1)
 	}
 	fmt.Println("READY", ln.Addr().String())
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		fmt.Fprintf(w, "tp=%s len=%d declared=%d", r.Header.Get("traceparent"), n, r.ContentLength)
-	}))
+	srv := &http.Server{
+		// Each connection counts its requests, so a test can tell a
+		// connection's first request from the ones that reuse it.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, requestsOnConn{}, new(atomic.Int64))
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			seq := r.Context().Value(requestsOnConn{}).(*atomic.Int64).Add(1)
+			fmt.Fprintf(w, "tp=%s len=%d declared=%d seq=%d", r.Header.Get("traceparent"), n, r.ContentLength, seq)
+		}),
+	}
+	srv.Serve(ln)
 }
 
 // ownTraceparent is what an SDK-instrumented client would send.

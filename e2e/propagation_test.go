@@ -59,6 +59,7 @@ func (o otherHost) startEcho(t *testing.T) *peer {
 type echo struct {
 	traceparent      string
 	length, declared int
+	seq              int // the request's number on its connection, from 1
 }
 
 func parseEcho(t *testing.T, s string) echo {
@@ -72,6 +73,8 @@ func parseEcho(t *testing.T, s string) echo {
 			e.length, _ = strconv.Atoi(v)
 		case "declared":
 			e.declared, _ = strconv.Atoi(v)
+		case "seq":
+			e.seq, _ = strconv.Atoi(v)
 		}
 	}
 	require.NotContains(t, s, "error", "request failed")
@@ -165,7 +168,7 @@ func TestPropagationAcrossHosts(t *testing.T) {
 		got, c, s := answers[key], clientSpans[key], serverSpans[key]
 		require.Equal(t, spanContext(c), got.traceparent, "request %d: the header is the client span's context", i)
 		if i%2 == 1 {
-			require.Equal(t, echo{got.traceparent, i, i}, got, "request %d: the body is intact", i)
+			require.Equal(t, echo{got.traceparent, i, i, 1}, got, "request %d: the body is intact", i)
 		}
 		require.Equal(t, c.TraceID(), s.TraceID(), "request %d", i)
 		require.Equal(t, c.SpanID(), s.ParentSpanID(), "request %d", i)
@@ -187,20 +190,26 @@ func TestPropagationAcrossHosts(t *testing.T) {
 	client, done = startEchoClient(t, "http://"+srv.addr+"/ka/{i}", n, 4, false)
 	answers = done()
 	clientSpans = byLastSegment(h.waitSpans(t, client.pid(), ptrace.SpanKindClient, n+1))
+	// Go's transport may dial more connections than it keeps (a request
+	// finding no idle one dials while another comes back): the echo
+	// numbers requests per connection, and exactly the first ones carry it.
 	carried := 0
 	for i := 0; i < n; i++ {
 		key := strconv.Itoa(i)
-		if tp := answers[key].traceparent; tp != "" {
-			require.Equal(t, spanContext(clientSpans[key]), tp, "request %d", i)
+		got := answers[key]
+		if got.seq == 1 {
+			require.Equal(t, spanContext(clientSpans[key]), got.traceparent, "request %d, first on its connection", i)
 			carried++
+		} else {
+			require.Empty(t, got.traceparent, "request %d, number %d on its connection", i, got.seq)
 		}
 		if i%2 == 1 {
-			require.Equal(t, i, answers[key].length, "request %d: the body is intact", i)
+			require.Equal(t, i, got.length, "request %d: the body is intact", i)
 		}
 	}
 	t.Logf("PROPAGATION keep-alive: %d of %d requests were first on their connection and carried a traceparent", carried, n)
 	require.GreaterOrEqual(t, carried, 1)
-	require.LessOrEqual(t, carried, 4, "at most one per connection")
+	require.Less(t, carried, n/2, "connections are reused")
 	require.Eventually(t, func() bool {
 		return injected() == int64(n+carried) && notInjected("reused_connection") == int64(n-carried)
 	}, 5*time.Second, 20*time.Millisecond, "injected %d, reused %d", injected(), notInjected("reused_connection"))
