@@ -48,7 +48,16 @@ type propagateTcpIn struct {
 		Pad      [7]uint8
 	}
 	ContSeq uint32
-	_       [4]byte
+	Pad     uint32
+	Tls     struct {
+		_        structs.HostLayout
+		TraceId  [16]uint8
+		SpanId   [8]uint8
+		ParentId [8]uint8
+		Ts       uint64
+		Flags    uint8
+		Pad      [7]uint8
+	}
 }
 
 type propagateTcpOut struct {
@@ -66,6 +75,7 @@ type propagateTcpOut struct {
 	State uint8
 	Proto uint8
 	Pad   [2]uint8
+	Owner uint64
 }
 
 // Names of all BPF objects in the ELF.

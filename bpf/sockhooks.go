@@ -158,17 +158,7 @@ func loadSocketHooks(tracer *ebpf.CollectionSpec, maps *tracerMaps) (*socketHook
 		}
 	}
 	spec.Maps["sock_calls_by_tid"].MaxEntries = 1 // task storage holds the calls (5.12+)
-	shared := mapsByName(maps)
-	replace := map[string]*ebpf.Map{}
-	for name, ms := range spec.Maps {
-		m, ok := shared[name]
-		if !ok {
-			continue
-		}
-		// The tracer's maps were sized and typed at load: take them as they are.
-		ms.Type, ms.MaxEntries, ms.Flags = m.Type(), m.MaxEntries(), m.Flags()
-		replace[name] = m
-	}
+	replace := shareMaps(spec, maps, nil)
 	s := &socketHooks{}
 	if err := spec.LoadAndAssign(&s.objs, &ebpf.CollectionOptions{MapReplacements: replace}); err != nil {
 		return nil, fmt.Errorf("loading the socket hooks: %w", verifierDetail(err))
@@ -178,6 +168,23 @@ func loadSocketHooks(tracer *ebpf.CollectionSpec, maps *tracerMaps) (*socketHook
 		return nil, err
 	}
 	return s, nil
+}
+
+// shareMaps makes spec use the tracer's maps of the same names, except
+// those own names: it returns them as MapReplacements.
+func shareMaps(spec *ebpf.CollectionSpec, maps *tracerMaps, own func(name string) bool) map[string]*ebpf.Map {
+	shared := mapsByName(maps)
+	replace := map[string]*ebpf.Map{}
+	for name, ms := range spec.Maps {
+		m, ok := shared[name]
+		if !ok || (own != nil && own(name)) {
+			continue
+		}
+		// The tracer's maps were sized and typed at load: take them as they are.
+		ms.Type, ms.MaxEntries, ms.Flags = m.Type(), m.MaxEntries(), m.Flags()
+		replace[name] = m
+	}
+	return replace
 }
 
 // mapsByName lists the maps of a bpf2go maps struct by their names.

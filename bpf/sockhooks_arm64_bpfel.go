@@ -133,6 +133,7 @@ type sockhooksSslThread struct {
 	Fn       uint8
 	Inside   uint8
 	Pad      [6]uint8
+	Planned  sockhooksTraceCtx
 }
 
 type sockhooksTaskKey struct {
@@ -161,7 +162,8 @@ type sockhooksTcpIn struct {
 	_       [4]byte
 	Cont    sockhooksTraceCtx
 	ContSeq uint32
-	_       [4]byte
+	Pad     uint32
+	Tls     sockhooksTraceCtx
 }
 
 type sockhooksTcpOut struct {
@@ -171,6 +173,7 @@ type sockhooksTcpOut struct {
 	State uint8
 	Proto uint8
 	Pad   [2]uint8
+	Owner uint64
 }
 
 type sockhooksThreadServing struct {

@@ -37,6 +37,11 @@
 #include "headers/sockets.h"
 #include "headers/capture.h"
 #include "headers/frames.h"
+#include "headers/propagation.h"
+#include "headers/request_head.h"
+#include "headers/serving.h"
+#include "headers/connections.h"
+#include "headers/planning.h"
 #include "headers/tls.h"
 
 char __license[] SEC("license") = "GPL";
@@ -170,8 +175,10 @@ struct {
 } go_calls SEC(".maps");
 
 /* send_plaintext sends the n bytes at buf that a TLS library call moved
- * on the socket sock. */
-static __always_inline bool send_plaintext(__u64 pid_tgid, __u64 sock, __u32 fd, bool reading, __u64 buf, __u32 n)
+ * on the socket sock. planned: a write's context, chosen before its
+ * records went out (0: choose it now, before they do). */
+static __always_inline bool send_plaintext(__u64 pid_tgid, __u64 sock, __u32 fd, bool reading, __u64 buf, __u32 n,
+					   struct trace_ctx *planned)
 {
 	struct event *e = new_event(reading ? EVENT_READ : EVENT_WRITE, pid_tgid, fd);
 	if (!e || !fill_tuple(e, (struct sock *)sock))
@@ -186,8 +193,32 @@ static __always_inline bool send_plaintext(__u64 pid_tgid, __u64 sock, __u32 fd,
 	if (n >= PREFACE_LEN && is_preface(e))
 		forget_frames(sock);
 	walk_frames(e, &m, reading);
+	struct trace_ctx c;
+	if (reading)
+		tcp_served_tls(e, sock);
+	else if (planned && planned->ts)
+		put_context(e, planned, EVENT_FLAG_INJECTED | EVENT_FLAG_TCP_OPTION);
+	else if (!planned && tcp_plan_tls(pid_tgid, sock, fd, e, &c))
+		put_context(e, &c, EVENT_FLAG_INJECTED | EVENT_FLAG_TCP_OPTION);
 	send_data(e);
 	return true;
+}
+
+/* plan_ssl_write chooses, at SSL_write's entry (before its records go
+ * out), the context of the request its n bytes at buf begin, if any, on
+ * SSL object ssl of thread t. */
+static __always_inline void plan_ssl_write(__u64 pid_tgid, struct ssl_thread *t, __u64 ssl, __u64 buf, __u64 n)
+{
+	t->planned.ts = 0;
+	if (!propagate_tcp || (__s64)n <= 0)
+		return;
+	__u64 sock = ssl_socket(pid_tgid >> 32, ssl);
+	struct event *e = sock ? new_event(EVENT_WRITE, pid_tgid, 0) : 0;
+	if (!e)
+		return;
+	struct moved m = {.base = buf, .len = n > 0x7fffffff ? 0x7fffffff : n};
+	capture(e, &m, CAPTURE_MAX);
+	tcp_plan_tls(pid_tgid, sock, 0, e, &t->planned);
 }
 
 /* ---- OpenSSL ---- */
@@ -237,6 +268,8 @@ int ssl_enter(struct pt_regs *ctx)
 	t->count_at = C_ARG4(r);
 	t->inside = 0;
 	t->tie_to = t->last_read && bpf_ktime_get_ns() - t->read_at < READ_TIE_NS ? t->last_read : 0;
+	if (fn == SSL_FN_WRITE || fn == SSL_FN_WRITE_EX)
+		plan_ssl_write(pid_tgid, t, ssl, t->buf, C_ARG3(r));
 	return 0;
 }
 
@@ -296,7 +329,7 @@ int ssl_return(struct pt_regs *ctx)
 		tls_count(TLS_UNTIED);
 		return 0;
 	}
-	if (send_plaintext(pid_tgid, sock, 0, reading, t->buf, n))
+	if (send_plaintext(pid_tgid, sock, 0, reading, t->buf, n, &t->planned))
 		tls_count(TLS_SENT_OPENSSL);
 	return 0;
 }
@@ -348,7 +381,7 @@ int go_tls_enter(struct pt_regs *ctx)
 		/* Sent now: Write writes all of b or fails the connection, and a
 		 * request reported at the RET could come after its response, read
 		 * meanwhile by another goroutine. */
-		if (len > 0 && send_plaintext(pid_tgid, sock, fd, false, GO_ARG2(r), len > 0x7fffffff ? 0x7fffffff : len))
+		if (len > 0 && send_plaintext(pid_tgid, sock, fd, false, GO_ARG2(r), len > 0x7fffffff ? 0x7fffffff : len, 0))
 			tls_count(TLS_SENT_GO);
 		return 0;
 	}
@@ -382,7 +415,7 @@ int go_tls_return(struct pt_regs *ctx)
 		n = c.len;
 	if (n > 0x7fffffff)
 		n = 0x7fffffff;
-	if (send_plaintext(pid_tgid, c.sock, c.fd, fn == GO_FN_READ, c.buf, n))
+	if (send_plaintext(pid_tgid, c.sock, c.fd, fn == GO_FN_READ, c.buf, n, 0))
 		tls_count(TLS_SENT_GO);
 	return 0;
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -106,11 +107,17 @@ func (t *Tracer) loadTLS(multi bool) (*TLS, error) {
 		return nil, fmt.Errorf("reading the embedded TLS object: %w", err)
 	}
 	tm := &t.objs.tracerMaps
-	spec.Maps["pids"].MaxEntries = tm.Pids.MaxEntries()
-	spec.Maps["events"].MaxEntries = tm.Events.MaxEntries()
-	consts := map[string]any{"wakeup_bytes": uint64(tm.Events.MaxEntries() / 8), "modern": boolU32(modernKernel())}
-	for name, v := range consts {
-		if err := spec.Variables[name].Set(v); err != nil {
+	// The tracer's constants (propagation, sampling, the kernel's
+	// features): the probes plan and serve by the same rules.
+	for name, v := range spec.Variables {
+		value, ok := t.vars[name]
+		if strings.HasPrefix(name, "unused_") {
+			continue // anchors of the generated enums
+		}
+		if !ok {
+			return nil, fmt.Errorf("the tracer has no variable %q for the TLS object", name)
+		}
+		if err := v.Set(value); err != nil {
 			return nil, fmt.Errorf("setting %s of the TLS object: %w", name, err)
 		}
 	}
@@ -119,18 +126,20 @@ func (t *Tracer) loadTLS(multi bool) (*TLS, error) {
 			p.AttachType = ebpf.AttachTraceUprobeMulti
 		}
 	}
-	// Its own scratch event and loss map: the probes run in the
-	// process's context, where another program on the CPU may run between
-	// their steps, and a plaintext loss is not a ciphertext loss.
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		"events": tm.Events, "pids": tm.Pids, "counters": tm.Counters,
-		"ssl_threads": tm.SslThreads, "ssl_socks": tm.SslSocks, "tls_active": tm.TlsActive,
-	}}
+	opts := &ebpf.CollectionOptions{MapReplacements: shareMaps(spec, tm, tlsOwnMap)}
 	l := &TLS{multi: multi, active: tm.TlsActive}
 	if err := spec.LoadAndAssign(&l.objs, opts); err != nil {
 		return nil, fmt.Errorf("loading the TLS probes: %w", verifierDetail(err))
 	}
 	return l, nil
+}
+
+// tlsOwnMap tells the maps the TLS object keeps for itself: scratch space
+// (the probes run in the process's context, where another program on the
+// CPU may run between their steps), loss and HTTP/2 frame state (a
+// plaintext stream is not its ciphertext stream).
+func tlsOwnMap(name string) bool {
+	return strings.HasPrefix(name, "scratch") || strings.HasPrefix(name, "lossy_") || strings.HasPrefix(name, "frame_")
 }
 
 // Multi reports whether probes are attached with uprobe_multi links.

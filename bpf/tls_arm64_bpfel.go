@@ -45,6 +45,19 @@ type tlsEvent struct {
 	Data        [24576]uint8
 }
 
+type tlsForwardKey struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Pad      uint32
+	LineHash uint64
+}
+
+type tlsForwarded struct {
+	_   structs.HostLayout
+	Ctx tlsTraceCtx
+	Dup uint64
+}
+
 type tlsFrameWalk struct {
 	_   structs.HostLayout
 	Dir [2]struct {
@@ -89,6 +102,29 @@ type tlsGoKey struct {
 	Fn   uint32
 }
 
+type tlsOpenHead struct {
+	_        structs.HostLayout
+	Ctx      tlsTraceCtx
+	Task     uint64
+	PidTgid  uint64
+	LineHash uint64
+}
+
+type tlsPlan struct {
+	_      structs.HostLayout
+	Ctx    tlsTraceCtx
+	Offset uint32
+	State  uint32
+	Line   [72]int8
+}
+
+type tlsProcessServing struct {
+	_           structs.HostLayout
+	Latest      tlsTraceCtx
+	Open        int64
+	Multiplexed uint64
+}
+
 type tlsSslFn uint32
 
 const (
@@ -126,6 +162,7 @@ type tlsSslThread struct {
 	Fn       uint8
 	Inside   uint8
 	Pad      [6]uint8
+	Planned  tlsTraceCtx
 }
 
 type tlsTaskKey struct {
@@ -143,6 +180,38 @@ type tlsTaskProc struct {
 	Pad        [3]uint8
 }
 
+type tlsTcpIn struct {
+	_       structs.HostLayout
+	Ts      [16]uint64
+	Seq     [16]uint32
+	TraceId [16][16]uint8
+	SpanId  [16][8]uint8
+	Flags   [16]uint8
+	Next    uint32
+	_       [4]byte
+	Cont    tlsTraceCtx
+	ContSeq uint32
+	Pad     uint32
+	Tls     tlsTraceCtx
+}
+
+type tlsTcpOut struct {
+	_     structs.HostLayout
+	Ctx   tlsTraceCtx
+	Seq   uint32
+	State uint8
+	Proto uint8
+	Pad   [2]uint8
+	Owner uint64
+}
+
+type tlsThreadServing struct {
+	_    structs.HostLayout
+	Ctx  tlsTraceCtx
+	Open uint32
+	Pad  uint32
+}
+
 type tlsTlsCounter uint32
 
 const (
@@ -158,12 +227,24 @@ const (
 	tlsTlsCounterTLS_COUNTER_MAX     tlsTlsCounter = 9
 )
 
+type tlsTraceCtx struct {
+	_        structs.HostLayout
+	TraceId  [16]uint8
+	SpanId   [8]uint8
+	ParentId [8]uint8
+	Ts       uint64
+	Flags    uint8
+	Pad      [7]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tlsMapConnectPorts      = "connect_ports"
 	tlsMapCounters          = "counters"
 	tlsMapEvents            = "events"
+	tlsMapForwardable       = "forwardable"
 	tlsMapFrameCount        = "frame_count"
 	tlsMapFrameSocks        = "frame_socks"
 	tlsMapGoBinaries        = "go_binaries"
@@ -171,15 +252,28 @@ const (
 	tlsMapGoCalls           = "go_calls"
 	tlsMapGoFdCallers       = "go_fd_callers"
 	tlsMapGoReaders         = "go_readers"
+	tlsMapGoServing         = "go_serving"
 	tlsMapGoWriters         = "go_writers"
 	tlsMapLossyCount        = "lossy_count"
 	tlsMapLossySocks        = "lossy_socks"
+	tlsMapOpenHeads         = "open_heads"
 	tlsMapPids              = "pids"
+	tlsMapPlans             = "plans"
+	tlsMapProcessServing    = "process_serving"
 	tlsMapScratch           = "scratch"
 	tlsMapScratchMoved      = "scratch_moved"
+	tlsMapScratchPlan       = "scratch_plan"
+	tlsMapServing           = "serving"
+	tlsMapServingByTid      = "serving_by_tid"
+	tlsMapSockStates        = "sock_states"
 	tlsMapSslSocks          = "ssl_socks"
 	tlsMapSslThreads        = "ssl_threads"
 	tlsMapTaskProcs         = "task_procs"
+	tlsMapTcpCounters       = "tcp_counters"
+	tlsMapTcpIn             = "tcp_in"
+	tlsMapTcpInBlank        = "tcp_in_blank"
+	tlsMapTcpOut            = "tcp_out"
+	tlsMapTcpPlans          = "tcp_plans"
 	tlsMapThreadBlank       = "thread_blank"
 	tlsMapTlsActive         = "tls_active"
 	tlsMapTlsCounters       = "tls_counters"
@@ -188,6 +282,11 @@ const (
 	tlsProgSslEnter         = "ssl_enter"
 	tlsProgSslReturn        = "ssl_return"
 	tlsVarModern            = "modern"
+	tlsVarPropagate         = "propagate"
+	tlsVarPropagateTcp      = "propagate_tcp"
+	tlsVarSampleBound       = "sample_bound"
+	tlsVarSampleMode        = "sample_mode"
+	tlsVarSelfTgid          = "self_tgid"
 	tlsVarTaskRegs          = "task_regs"
 	tlsVarUnusedCounter     = "unused_counter"
 	tlsVarUnusedEventFlag   = "unused_event_flag"
@@ -195,6 +294,7 @@ const (
 	tlsVarUnusedGoFn        = "unused_go_fn"
 	tlsVarUnusedNotInjected = "unused_not_injected"
 	tlsVarUnusedSslFn       = "unused_ssl_fn"
+	tlsVarUnusedTcpCounter  = "unused_tcp_counter"
 	tlsVarUnusedTlsCounter  = "unused_tls_counter"
 	tlsVarWakeupBytes       = "wakeup_bytes"
 )
@@ -251,27 +351,42 @@ type tlsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsMapSpecs struct {
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FrameCount   *ebpf.MapSpec `ebpf:"frame_count"`
-	FrameSocks   *ebpf.MapSpec `ebpf:"frame_socks"`
-	GoBinaries   *ebpf.MapSpec `ebpf:"go_binaries"`
-	GoCallers    *ebpf.MapSpec `ebpf:"go_callers"`
-	GoCalls      *ebpf.MapSpec `ebpf:"go_calls"`
-	GoFdCallers  *ebpf.MapSpec `ebpf:"go_fd_callers"`
-	GoReaders    *ebpf.MapSpec `ebpf:"go_readers"`
-	GoWriters    *ebpf.MapSpec `ebpf:"go_writers"`
-	LossyCount   *ebpf.MapSpec `ebpf:"lossy_count"`
-	LossySocks   *ebpf.MapSpec `ebpf:"lossy_socks"`
-	Pids         *ebpf.MapSpec `ebpf:"pids"`
-	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
-	ScratchMoved *ebpf.MapSpec `ebpf:"scratch_moved"`
-	SslSocks     *ebpf.MapSpec `ebpf:"ssl_socks"`
-	SslThreads   *ebpf.MapSpec `ebpf:"ssl_threads"`
-	TaskProcs    *ebpf.MapSpec `ebpf:"task_procs"`
-	ThreadBlank  *ebpf.MapSpec `ebpf:"thread_blank"`
-	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
-	TlsCounters  *ebpf.MapSpec `ebpf:"tls_counters"`
+	ConnectPorts   *ebpf.MapSpec `ebpf:"connect_ports"`
+	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
+	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
+	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
+	GoBinaries     *ebpf.MapSpec `ebpf:"go_binaries"`
+	GoCallers      *ebpf.MapSpec `ebpf:"go_callers"`
+	GoCalls        *ebpf.MapSpec `ebpf:"go_calls"`
+	GoFdCallers    *ebpf.MapSpec `ebpf:"go_fd_callers"`
+	GoReaders      *ebpf.MapSpec `ebpf:"go_readers"`
+	GoServing      *ebpf.MapSpec `ebpf:"go_serving"`
+	GoWriters      *ebpf.MapSpec `ebpf:"go_writers"`
+	LossyCount     *ebpf.MapSpec `ebpf:"lossy_count"`
+	LossySocks     *ebpf.MapSpec `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.MapSpec `ebpf:"open_heads"`
+	Pids           *ebpf.MapSpec `ebpf:"pids"`
+	Plans          *ebpf.MapSpec `ebpf:"plans"`
+	ProcessServing *ebpf.MapSpec `ebpf:"process_serving"`
+	Scratch        *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchMoved   *ebpf.MapSpec `ebpf:"scratch_moved"`
+	ScratchPlan    *ebpf.MapSpec `ebpf:"scratch_plan"`
+	Serving        *ebpf.MapSpec `ebpf:"serving"`
+	ServingByTid   *ebpf.MapSpec `ebpf:"serving_by_tid"`
+	SockStates     *ebpf.MapSpec `ebpf:"sock_states"`
+	SslSocks       *ebpf.MapSpec `ebpf:"ssl_socks"`
+	SslThreads     *ebpf.MapSpec `ebpf:"ssl_threads"`
+	TaskProcs      *ebpf.MapSpec `ebpf:"task_procs"`
+	TcpCounters    *ebpf.MapSpec `ebpf:"tcp_counters"`
+	TcpIn          *ebpf.MapSpec `ebpf:"tcp_in"`
+	TcpInBlank     *ebpf.MapSpec `ebpf:"tcp_in_blank"`
+	TcpOut         *ebpf.MapSpec `ebpf:"tcp_out"`
+	TcpPlans       *ebpf.MapSpec `ebpf:"tcp_plans"`
+	ThreadBlank    *ebpf.MapSpec `ebpf:"thread_blank"`
+	TlsActive      *ebpf.MapSpec `ebpf:"tls_active"`
+	TlsCounters    *ebpf.MapSpec `ebpf:"tls_counters"`
 }
 
 // tlsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -279,6 +394,11 @@ type tlsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsVariableSpecs struct {
 	Modern            *ebpf.VariableSpec `ebpf:"modern"`
+	Propagate         *ebpf.VariableSpec `ebpf:"propagate"`
+	PropagateTcp      *ebpf.VariableSpec `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.VariableSpec `ebpf:"sample_bound"`
+	SampleMode        *ebpf.VariableSpec `ebpf:"sample_mode"`
+	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.VariableSpec `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
@@ -286,6 +406,7 @@ type tlsVariableSpecs struct {
 	UnusedGoFn        *ebpf.VariableSpec `ebpf:"unused_go_fn"`
 	UnusedNotInjected *ebpf.VariableSpec `ebpf:"unused_not_injected"`
 	UnusedSslFn       *ebpf.VariableSpec `ebpf:"unused_ssl_fn"`
+	UnusedTcpCounter  *ebpf.VariableSpec `ebpf:"unused_tcp_counter"`
 	UnusedTlsCounter  *ebpf.VariableSpec `ebpf:"unused_tls_counter"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -310,33 +431,50 @@ func (o *tlsObjects) Close() error {
 //
 // It can be passed to loadTlsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsMaps struct {
-	Counters     *ebpf.Map `ebpf:"counters"`
-	Events       *ebpf.Map `ebpf:"events"`
-	FrameCount   *ebpf.Map `ebpf:"frame_count"`
-	FrameSocks   *ebpf.Map `ebpf:"frame_socks"`
-	GoBinaries   *ebpf.Map `ebpf:"go_binaries"`
-	GoCallers    *ebpf.Map `ebpf:"go_callers"`
-	GoCalls      *ebpf.Map `ebpf:"go_calls"`
-	GoFdCallers  *ebpf.Map `ebpf:"go_fd_callers"`
-	GoReaders    *ebpf.Map `ebpf:"go_readers"`
-	GoWriters    *ebpf.Map `ebpf:"go_writers"`
-	LossyCount   *ebpf.Map `ebpf:"lossy_count"`
-	LossySocks   *ebpf.Map `ebpf:"lossy_socks"`
-	Pids         *ebpf.Map `ebpf:"pids"`
-	Scratch      *ebpf.Map `ebpf:"scratch"`
-	ScratchMoved *ebpf.Map `ebpf:"scratch_moved"`
-	SslSocks     *ebpf.Map `ebpf:"ssl_socks"`
-	SslThreads   *ebpf.Map `ebpf:"ssl_threads"`
-	TaskProcs    *ebpf.Map `ebpf:"task_procs"`
-	ThreadBlank  *ebpf.Map `ebpf:"thread_blank"`
-	TlsActive    *ebpf.Map `ebpf:"tls_active"`
-	TlsCounters  *ebpf.Map `ebpf:"tls_counters"`
+	ConnectPorts   *ebpf.Map `ebpf:"connect_ports"`
+	Counters       *ebpf.Map `ebpf:"counters"`
+	Events         *ebpf.Map `ebpf:"events"`
+	Forwardable    *ebpf.Map `ebpf:"forwardable"`
+	FrameCount     *ebpf.Map `ebpf:"frame_count"`
+	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
+	GoBinaries     *ebpf.Map `ebpf:"go_binaries"`
+	GoCallers      *ebpf.Map `ebpf:"go_callers"`
+	GoCalls        *ebpf.Map `ebpf:"go_calls"`
+	GoFdCallers    *ebpf.Map `ebpf:"go_fd_callers"`
+	GoReaders      *ebpf.Map `ebpf:"go_readers"`
+	GoServing      *ebpf.Map `ebpf:"go_serving"`
+	GoWriters      *ebpf.Map `ebpf:"go_writers"`
+	LossyCount     *ebpf.Map `ebpf:"lossy_count"`
+	LossySocks     *ebpf.Map `ebpf:"lossy_socks"`
+	OpenHeads      *ebpf.Map `ebpf:"open_heads"`
+	Pids           *ebpf.Map `ebpf:"pids"`
+	Plans          *ebpf.Map `ebpf:"plans"`
+	ProcessServing *ebpf.Map `ebpf:"process_serving"`
+	Scratch        *ebpf.Map `ebpf:"scratch"`
+	ScratchMoved   *ebpf.Map `ebpf:"scratch_moved"`
+	ScratchPlan    *ebpf.Map `ebpf:"scratch_plan"`
+	Serving        *ebpf.Map `ebpf:"serving"`
+	ServingByTid   *ebpf.Map `ebpf:"serving_by_tid"`
+	SockStates     *ebpf.Map `ebpf:"sock_states"`
+	SslSocks       *ebpf.Map `ebpf:"ssl_socks"`
+	SslThreads     *ebpf.Map `ebpf:"ssl_threads"`
+	TaskProcs      *ebpf.Map `ebpf:"task_procs"`
+	TcpCounters    *ebpf.Map `ebpf:"tcp_counters"`
+	TcpIn          *ebpf.Map `ebpf:"tcp_in"`
+	TcpInBlank     *ebpf.Map `ebpf:"tcp_in_blank"`
+	TcpOut         *ebpf.Map `ebpf:"tcp_out"`
+	TcpPlans       *ebpf.Map `ebpf:"tcp_plans"`
+	ThreadBlank    *ebpf.Map `ebpf:"thread_blank"`
+	TlsActive      *ebpf.Map `ebpf:"tls_active"`
+	TlsCounters    *ebpf.Map `ebpf:"tls_counters"`
 }
 
 func (m *tlsMaps) Close() error {
 	return _TlsClose(
+		m.ConnectPorts,
 		m.Counters,
 		m.Events,
+		m.Forwardable,
 		m.FrameCount,
 		m.FrameSocks,
 		m.GoBinaries,
@@ -344,15 +482,28 @@ func (m *tlsMaps) Close() error {
 		m.GoCalls,
 		m.GoFdCallers,
 		m.GoReaders,
+		m.GoServing,
 		m.GoWriters,
 		m.LossyCount,
 		m.LossySocks,
+		m.OpenHeads,
 		m.Pids,
+		m.Plans,
+		m.ProcessServing,
 		m.Scratch,
 		m.ScratchMoved,
+		m.ScratchPlan,
+		m.Serving,
+		m.ServingByTid,
+		m.SockStates,
 		m.SslSocks,
 		m.SslThreads,
 		m.TaskProcs,
+		m.TcpCounters,
+		m.TcpIn,
+		m.TcpInBlank,
+		m.TcpOut,
+		m.TcpPlans,
 		m.ThreadBlank,
 		m.TlsActive,
 		m.TlsCounters,
@@ -364,6 +515,11 @@ func (m *tlsMaps) Close() error {
 // It can be passed to loadTlsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsVariables struct {
 	Modern            *ebpf.Variable `ebpf:"modern"`
+	Propagate         *ebpf.Variable `ebpf:"propagate"`
+	PropagateTcp      *ebpf.Variable `ebpf:"propagate_tcp"`
+	SampleBound       *ebpf.Variable `ebpf:"sample_bound"`
+	SampleMode        *ebpf.Variable `ebpf:"sample_mode"`
+	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
 	TaskRegs          *ebpf.Variable `ebpf:"task_regs"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
@@ -371,6 +527,7 @@ type tlsVariables struct {
 	UnusedGoFn        *ebpf.Variable `ebpf:"unused_go_fn"`
 	UnusedNotInjected *ebpf.Variable `ebpf:"unused_not_injected"`
 	UnusedSslFn       *ebpf.Variable `ebpf:"unused_ssl_fn"`
+	UnusedTcpCounter  *ebpf.Variable `ebpf:"unused_tcp_counter"`
 	UnusedTlsCounter  *ebpf.Variable `ebpf:"unused_tls_counter"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

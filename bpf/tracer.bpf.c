@@ -213,8 +213,11 @@ static __always_inline void data_event(__u64 pid_tgid, struct args *in, __s64 re
 		break;
 	}
 	/* TLS records of a probed library call: its plaintext is sent instead. */
-	if (readable && tls_ciphertext(pid_tgid, e->sock, m, reading))
+	if (readable && tls_ciphertext(pid_tgid, e->sock, m, reading)) {
+		if (reading)
+			tcp_records_read(sk, len);
 		return;
+	}
 	send_moved(pid_tgid, e, m, readable, reading, in->not_injected);
 }
 

@@ -118,6 +118,9 @@ type Tracer struct {
 	// PropagationErr says why requests carry no traceparent although
 	// Options.Propagate asked for it; the tracer works without it.
 	PropagationErr error
+	// vars are the constants the tracer was loaded with, by name: the
+	// probes loaded later against its maps take the same.
+	vars map[string][]byte
 }
 
 // Load loads the programs into the kernel and attaches them. The caller must
@@ -163,7 +166,10 @@ func load(opts Options) (*Tracer, error) {
 	if err := configure(spec, opts); err != nil {
 		return nil, err
 	}
-	t := &Tracer{}
+	t := &Tracer{vars: map[string][]byte{}}
+	for name, v := range spec.Variables {
+		t.vars[name] = v.Value
+	}
 	socket, err := t.loadSocketPath(spec, opts)
 	if err != nil {
 		return nil, err

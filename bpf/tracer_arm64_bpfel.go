@@ -179,6 +179,7 @@ type tracerSslThread struct {
 	Fn       uint8
 	Inside   uint8
 	Pad      [6]uint8
+	Planned  tracerTraceCtx
 }
 
 type tracerTaskKey struct {
@@ -219,7 +220,8 @@ type tracerTcpIn struct {
 	_       [4]byte
 	Cont    tracerTraceCtx
 	ContSeq uint32
-	_       [4]byte
+	Pad     uint32
+	Tls     tracerTraceCtx
 }
 
 type tracerTcpOut struct {
@@ -229,6 +231,7 @@ type tracerTcpOut struct {
 	State uint8
 	Proto uint8
 	Pad   [2]uint8
+	Owner uint64
 }
 
 type tracerThreadServing struct {

@@ -55,8 +55,9 @@ type certs struct {
 	pool      *x509.CertPool
 }
 
-// newCerts makes a certificate in a directory the test removes.
-func newCerts(t *testing.T) certs {
+// newCerts makes a certificate in a directory the test removes, valid
+// also for the addresses ips.
+func newCerts(t *testing.T, ips ...net.IP) certs {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -68,7 +69,7 @@ func newCerts(t *testing.T) certs {
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IsCA:         true, BasicConstraintsValid: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
 		DNSNames:    []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)

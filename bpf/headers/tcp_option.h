@@ -27,7 +27,17 @@
  * kernel does not know, keeps the contexts by the sequence number of the
  * segment that carried them (tcp_in); a read that begins exactly there
  * (tcp_sock.copied_seq minus the bytes read) gets the caller's context,
- * and its event says so. The bytes the application reads never change. */
+ * and its event says so. The bytes the application reads never change.
+ *
+ * TLS: the request is seen in plaintext by the TLS probes (tls.bpf.c),
+ * before the library writes its records. The probe chooses the ids and
+ * notes the socket's write_seq as TCP_OUT_TENTATIVE, owned by its thread;
+ * the tracer confirms it (TCP_OUT_PENDING) at that thread's next write on
+ * the socket if the write begins there with an application data record,
+ * and drops it otherwise (another thread wrote first, records were
+ * buffered): never an option on another request's bytes. On the server,
+ * a read of records that begins at a received context's segment leaves
+ * the context for the plaintext the library hands over next. */
 #ifndef TRACER_TCP_OPTION_H
 #define TRACER_TCP_OPTION_H
 
@@ -54,6 +64,7 @@ enum tcp_out_state {
 	TCP_OUT_SENT,        /* written into the segment's header */
 	TCP_OUT_NO_ROOM,     /* the header had no room (SACK blocks) */
 	TCP_OUT_MISPLACED,   /* the request's first byte went in a segment that began earlier */
+	TCP_OUT_TENTATIVE,   /* chosen at a TLS library's plaintext: its ciphertext write confirms it */
 };
 
 /* A client connection's request waiting for its segment, by socket
@@ -64,6 +75,7 @@ struct tcp_out {
 	__u8 state;  /* enum tcp_out_state; 0: no request waits */
 	__u8 proto;  /* enum tcp_proto: what the connection carries, when known */
 	__u8 pad[2];
+	__u64 owner; /* TCP_OUT_TENTATIVE: the thread whose write confirms it */
 };
 
 struct {
@@ -92,6 +104,10 @@ struct tcp_in {
 	 * tracer's serve_request gives it a root). */
 	struct trace_ctx cont;
 	__u32 cont_seq;
+	__u32 pad;
+	/* The context a read of TLS records got (ts 0: none): the plaintext
+	 * the TLS library hands over next on this socket is that request's. */
+	struct trace_ctx tls;
 };
 
 struct {

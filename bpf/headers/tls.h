@@ -45,6 +45,7 @@ struct ssl_thread {
 	__u8 fn;         /* what the call is (enum ssl_fn of tls.bpf.c) */
 	__u8 inside;     /* a socket syscall moved bytes during the call */
 	__u8 pad[6];
+	struct trace_ctx planned; /* context_propagation: tcp: the context SSL_write's request goes with (ts 0: none) */
 };
 
 struct {

@@ -1,6 +1,7 @@
 """An HTTPS server: Python's http.server wrapped in ssl, keep-alive.
 
-Usage: server.py CERT KEY [PORT]. Prints "READY 127.0.0.1:PORT".
+Usage: server.py CERT KEY [PORT [HOST]]. Prints "READY HOST:PORT" (HOST
+127.0.0.1 unless given).
 /status/N answers N; /big answers 1 MiB in one write; POST reads the
 body and answers "ok"; anything else answers "hello".
 """
@@ -41,7 +42,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-srv = http.server.HTTPServer(("127.0.0.1", port), Handler)
+host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+srv = http.server.HTTPServer((host, port), Handler)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print("READY 127.0.0.1:%d" % srv.server_address[1], flush=True)
+print("READY %s:%d" % (host, srv.server_address[1]), flush=True)
 srv.serve_forever()
