@@ -258,10 +258,13 @@ static __always_inline void call_exit(int ret, bool reading)
 		call_exit((int)ctx[3], false);                                      \
 		return 0;                                                           \
 	}                                                                           \
+	/* A peek (flags MSG_PEEK) is not followed: the next read takes the     \
+	 * same bytes, and reports them. */                                         \
 	SEC("fentry/" #recvmsg)                                                     \
 	int recv_enter(__u64 *ctx)                                                  \
 	{                                                                           \
-		call_entry((struct socket *)ctx[0], (struct msghdr *)ctx[1], false); \
+		if (!((int)ctx[3] & MSG_PEEK))                                      \
+			call_entry((struct socket *)ctx[0], (struct msghdr *)ctx[1], false); \
 		return 0;                                                           \
 	}                                                                           \
 	/* (sock, msg, size, flags) -> int */                                       \

@@ -170,6 +170,10 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		remember(pid_tgid, op, 0, 0, 0);
 		return 0;
 	}
+	/* A peek reads bytes the next read takes again: they are reported
+	 * then, once (curl peeks a byte to see whether a connection lives). */
+	if ((nr == nr_recvfrom && (SYSCALL_ARG4(regs) & MSG_PEEK)) || (nr == nr_recvmsg && (SYSCALL_ARG3(regs) & MSG_PEEK)))
+		return 0;
 	struct args *a = remember(pid_tgid, op, SYSCALL_ARG1(regs), SYSCALL_ARG2(regs), SYSCALL_ARG3(regs));
 	struct moved *m;
 	if (a && (propagate || propagate_tcp) && (op == OP_WRITE || op == OP_WRITEV || op == OP_SENDMSG) && (m = moved_scratch()) &&

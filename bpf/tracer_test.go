@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestHeaderSizeMatchesGeneratedLayout(t *testing.T) {
@@ -83,4 +85,50 @@ func TestCompatPathsReportTraffic(t *testing.T) {
 		names[m.Name] = true
 	}
 	require.True(t, names["serving"], "before 5.12 the served requests are in a hash map, listed")
+}
+
+// A peek (recv with MSG_PEEK, by recvfrom or recvmsg) is no event: the
+// bytes it saw are reported once, by the read that takes them. curl peeks
+// a byte to see whether a connection lives; reported, that byte would be
+// read twice and the connection's parser would lose its place.
+func TestPeekIsNotReported(t *testing.T) {
+	requireRoot(t)
+	tr := loadSelectingSelf(t, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	const sent = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	_, err = s.Write([]byte(sent))
+	require.NoError(t, err)
+	time.Sleep(20 * time.Millisecond)
+	var got []byte
+	require.NoError(t, raw.Read(func(fd uintptr) bool {
+		peek := make([]byte, 1)
+		_, _, err := unix.Recvfrom(int(fd), peek, unix.MSG_PEEK)
+		require.NoError(t, err)
+		_, _, _, _, err = unix.RecvmsgBuffers(int(fd), [][]byte{make([]byte, 8)}, nil, unix.MSG_PEEK)
+		require.NoError(t, err)
+		buf := make([]byte, 100)
+		n, _, err := unix.Recvfrom(int(fd), buf, 0)
+		require.NoError(t, err)
+		got = buf[:n]
+		return true
+	}))
+	require.Equal(t, sent, string(got))
+	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	var reads []uint32
+	for _, ev := range eventsOf(t, tr) {
+		if ev.Kind == EventRead && ev.Lport == port {
+			reads = append(reads, ev.Len)
+		}
+	}
+	require.Equal(t, []uint32{uint32(len(sent))}, reads, "one read event, of the bytes read once")
 }

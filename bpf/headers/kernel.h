@@ -71,6 +71,7 @@ struct pt_regs {
 #define SYSCALL_ARG1(r) BPF_CORE_READ((r), di)
 #define SYSCALL_ARG2(r) BPF_CORE_READ((r), si)
 #define SYSCALL_ARG3(r) BPF_CORE_READ((r), dx)
+#define SYSCALL_ARG4(r) BPF_CORE_READ((r), r10)
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	__u64 regs[31];
@@ -80,9 +81,13 @@ struct pt_regs {
 #define SYSCALL_ARG1(r) BPF_CORE_READ((r), regs[0])
 #define SYSCALL_ARG2(r) BPF_CORE_READ((r), regs[1])
 #define SYSCALL_ARG3(r) BPF_CORE_READ((r), regs[2])
+#define SYSCALL_ARG4(r) BPF_CORE_READ((r), regs[3])
 #else
 #error "unsupported architecture: build with bpf2go -target amd64 or arm64"
 #endif
+
+/* recv flag: the bytes stay in the socket, for the next read. */
+#define MSG_PEEK 2
 
 struct inode {
 	unsigned short i_mode;
