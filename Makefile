@@ -9,7 +9,7 @@ DIST := _build/otelcol-ebpf
 CONFIG ?= config.yaml
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_build/*' -not -path './.tools/*') go.mod go.sum bpf/tracer_x86_bpfel.o
 
-.PHONY: all setup generate check-generate manifests build run test vmtest vmtest-cost fuzz bench clean
+.PHONY: all setup generate check-generate manifests build run test vmtest vmtest-cost fuzz bench profile clean
 
 all: build
 
@@ -92,6 +92,12 @@ fuzz:
 bench: build setup
 	$(GO) run ./cmd/bench --collector $(DIST)
 	$(GO) test -run '^$$' -bench 'EventsToPdata|KeepAlive$$' -benchmem ./receiver/ ./internal/protocols/http1/
+
+## profile: where a request's CPU goes with the bench's server watched (perf
+## samples of the machine, per request, by program and symbol; MODE=selected
+## | unselected | propagation)
+profile: build setup
+	scripts/profile-bench.sh
 
 clean:
 	rm -rf _build

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(clang llvm libbpf-dev bpftool haproxy nginx libnginx-mod-stream wrk curl iproute2 python3
 	postgresql mariadb-server mariadb-client redis-server redis-tools
 	python3-psycopg2 python3-pymysql python3-redis python3-grpcio python3-protobuf nodejs
-	openjdk-17-jdk-headless qemu-system-x86 busybox-static)
+	openjdk-17-jdk-headless qemu-system-x86 busybox-static linux-perf)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
