@@ -67,13 +67,15 @@ fi
 wrk -t2 -c8 -d2s "http://127.0.0.1:$port/" >/dev/null # warm up
 
 # The collector's own view (its binary has no symbol table for perf).
+pprof=""
 if [ "$mode" != none ]; then
 	curl -s -o "$tmp/cpu.pprof" "http://127.0.0.1:17795/debug/pprof/profile?seconds=$((seconds - 1))" &
-	pids+=($!)
+	pprof=$!
+	pids+=("$pprof")
 fi
 perf record -q -a -g -F 1999 -o "$tmp/perf.data" -- \
 	wrk -t2 -c8 -d"${seconds}s" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>/dev/null
-wait "${pids[-1]}" 2>/dev/null || true
+if [ -n "$pprof" ]; then wait "$pprof" || true; fi
 requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
 cpus=$(nproc)
 # All CPUs were sampled for the run, idle included: a sample is worth
