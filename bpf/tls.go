@@ -110,10 +110,10 @@ func (t *Tracer) loadTLS(multi bool) (*TLS, error) {
 	// The tracer's constants (propagation, sampling, the kernel's
 	// features): the probes plan and serve by the same rules.
 	for name, v := range spec.Variables {
-		value, ok := t.vars[name]
 		if strings.HasPrefix(name, "unused_") {
 			continue // anchors of the generated enums
 		}
+		value, ok := t.vars[name]
 		if !ok {
 			return nil, fmt.Errorf("the tracer has no variable %q for the TLS object", name)
 		}
