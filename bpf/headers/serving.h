@@ -325,10 +325,4 @@ static __always_inline bool served_by_fd(__u64 pid_tgid, __u32 fd, __u64 line_ha
 	return false;
 }
 
-/* served_by is served_by_fd for a call whose descriptor is not known. */
-static __always_inline bool served_by(__u64 pid_tgid, __u64 line_hash, __u64 now, struct trace_ctx *found)
-{
-	return served_by_fd(pid_tgid, 0, line_hash, now, found);
-}
-
 #endif
