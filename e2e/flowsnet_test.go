@@ -61,6 +61,22 @@ func newFlowsNet(t *testing.T) flowsNet {
 	return n
 }
 
+// withoutSACK turns SACK off in both namespaces, so that every TCP header
+// has the same options: a segment arriving out of order (a busy machine)
+// makes the receiver's ACKs carry SACK blocks, 12 to 36 bytes more that
+// no counter tells a test about, though nothing was resent.
+func (n flowsNet) withoutSACK(t *testing.T) {
+	t.Helper()
+	for _, ns := range []string{n.nsA, n.nsB} {
+		n.in(t, ns, func() error { // the thread's namespace picks the sysctl
+			return os.WriteFile("/proc/sys/net/ipv4/tcp_sack", []byte("0"), 0o644)
+		})
+		out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/tcp_sack").Output()
+		require.NoError(t, err)
+		require.Equal(t, "0", strings.TrimSpace(string(out)), "SACK off in %s", ns)
+	}
+}
+
 // netns is a namespace of the pair, for tcattach.
 func (n flowsNet) netns(name string) tcattach.Netns {
 	return tcattach.Netns{Path: "/run/netns/" + name}
