@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Hooks names the kernel hooks that see what selected processes read and
@@ -71,6 +72,12 @@ var probeSocketHooks = sync.OnceValue(func() error {
 			asm.Return(),
 		},
 	})
+	if errors.Is(err, unix.EPERM) {
+		// Not memlock, as the library's hint guesses: the tracer removed
+		// that limit, and its own tracing programs load.
+		return fmt.Errorf("loading a program at fentry of inet_sendmsg: the kernel refused it (%w); "+
+			"this kernel build or its lockdown allows no fentry programs", unix.EPERM)
+	}
 	if err != nil {
 		return fmt.Errorf("loading a program at fentry of inet_sendmsg: %w", err)
 	}
