@@ -81,21 +81,29 @@ func header(raw []byte) Event {
 
 // eventsOf collects the events of this process until quiet.
 func eventsOf(t *testing.T, tr *Tracer) []Event {
+	var out []Event
+	recordsUntilQuiet(t, tr, func(raw []byte) {
+		if ev := header(raw); ev.Pid == uint32(os.Getpid()) && ev.Kind != EventSelect {
+			out = append(out, ev)
+		}
+	})
+	return out
+}
+
+// recordsUntilQuiet gives each record of the ring buffer to keep, until
+// none comes for 300 ms.
+func recordsUntilQuiet(t *testing.T, tr *Tracer, keep func(raw []byte)) {
 	rd, err := ringbuf.NewReader(tr.Events())
 	require.NoError(t, err)
 	defer rd.Close()
-	var out []Event
 	for {
 		rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
 		rec, err := rd.Read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
+			return
 		}
 		require.NoError(t, err)
-		ev := header(rec.RawSample)
-		if ev.Pid == uint32(os.Getpid()) && ev.Kind != EventSelect {
-			out = append(out, ev)
-		}
+		keep(rec.RawSample)
 	}
 }
 

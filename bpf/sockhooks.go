@@ -105,19 +105,21 @@ func (t *Tracer) loadSocketPath(spec *ebpf.CollectionSpec, opts Options) (bool, 
 	return false, nil
 }
 
-// attachSocketPath loads the tracer's maps and its process-exit program
-// (not its syscall programs), then the socket hooks against those maps,
-// and attaches them. On error nothing is left loaded.
+// attachSocketPath loads the tracer's maps and its process programs (exit,
+// fork, exec; not its syscall programs), then the socket hooks against
+// those maps, and attaches them. On error nothing is left loaded.
 func (t *Tracer) attachSocketPath(spec *ebpf.CollectionSpec) (err error) {
 	var core struct {
 		tracerMaps
 		OnProcessExit *ebpf.Program `ebpf:"on_process_exit"`
+		OnProcessFork *ebpf.Program `ebpf:"on_process_fork"`
+		OnProcessExec *ebpf.Program `ebpf:"on_process_exec"`
 	}
 	if err := spec.LoadAndAssign(&core, nil); err != nil {
 		return fmt.Errorf("loading the tracer's maps: %w", verifierDetail(err))
 	}
 	t.objs = tracerObjects{tracerMaps: core.tracerMaps}
-	t.objs.OnProcessExit = core.OnProcessExit
+	t.objs.OnProcessExit, t.objs.OnProcessFork, t.objs.OnProcessExec = core.OnProcessExit, core.OnProcessFork, core.OnProcessExec
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -127,12 +129,7 @@ func (t *Tracer) attachSocketPath(spec *ebpf.CollectionSpec) (err error) {
 	if t.sock, err = loadSocketHooks(spec, &t.objs.tracerMaps); err != nil {
 		return err
 	}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exit", Program: t.objs.OnProcessExit})
-	if err != nil {
-		return fmt.Errorf("attaching to raw tracepoint sched_process_exit: %w", err)
-	}
-	t.links = append(t.links, l)
-	return nil
+	return t.attachProcessPrograms()
 }
 
 // socketHooks is the loaded and attached set of socket hooks

@@ -39,11 +39,11 @@ func TestHooksChoice(t *testing.T) {
 	if supported == nil {
 		require.Equal(t, HooksSocket, tr.Hooks())
 		require.NoError(t, tr.HooksErr)
-		require.Len(t, tr.ProgramIDs(), 14, "13 socket hooks and the process exit")
+		require.Len(t, tr.ProgramIDs(), 16, "13 socket hooks and the process exit, fork and exec")
 	} else {
 		require.Equal(t, HooksSyscalls, tr.Hooks())
 		require.Error(t, tr.HooksErr)
-		require.Len(t, tr.ProgramIDs(), 3)
+		require.Len(t, tr.ProgramIDs(), 5)
 	}
 	require.NoError(t, tr.Close())
 
@@ -51,7 +51,7 @@ func TestHooksChoice(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, HooksSyscalls, tr.Hooks())
 	require.NoError(t, tr.HooksErr)
-	require.Len(t, tr.ProgramIDs(), 3)
+	require.Len(t, tr.ProgramIDs(), 5)
 	require.NoError(t, tr.Close())
 
 	tr, err = load(HooksSocket)

@@ -3,7 +3,6 @@ package bpf
 import (
 	"bytes"
 	"debug/elf"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,9 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -124,30 +121,21 @@ func testOpenSSLPlaintext(t *testing.T, multi bool) {
 
 	var plain []Event
 	var wire [][]byte
-	rd, err := ringbuf.NewReader(tr.Events())
-	require.NoError(t, err)
-	defer rd.Close()
-	for {
-		rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		rec, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		}
-		require.NoError(t, err)
-		ev := header(rec.RawSample)
+	recordsUntilQuiet(t, tr, func(raw []byte) {
+		ev := header(raw)
 		if ev.Pid != uint32(cmd.Process.Pid) || ev.Rport != port || (ev.Kind != EventRead && ev.Kind != EventWrite) {
-			continue
+			return
 		}
-		data := rec.RawSample[HeaderSize : HeaderSize+int(ev.CapLen)]
+		data := raw[HeaderSize : HeaderSize+int(ev.CapLen)]
 		if ev.Flags&EventFlagTLS != 0 {
 			plain = append(plain, ev)
 			if ev.Kind == EventWrite {
 				assert.True(t, bytes.HasPrefix(data, []byte("GET /secret/path HTTP/1.1\r\n")), "%q", data)
 			}
-			continue
+			return
 		}
 		wire = append(wire, append([]byte(nil), data...))
-	}
+	})
 	require.GreaterOrEqual(t, len(plain), 2, "the request and the response, in plaintext")
 	var kinds []uint8
 	for _, ev := range plain {

@@ -12,7 +12,8 @@
  * events.h (the event layout and the ring buffer), threads.h (per-thread
  * values), sockets.h (fd to connection), capture.h (copying user memory),
  * frames.h (HTTP/2 frames past the head), selection.h (which processes),
- * connections.h (connect, accept, close), and for context propagation
+ * forks.h (the forks of selected processes), connections.h (connect,
+ * accept, close), and for context propagation
  * propagation.h, request_head.h, serving.h and planning.h. The fentry hooks
  * of sockhooks.bpf.c share all of them. */
 #include "headers/kernel.h"
@@ -31,6 +32,7 @@
 #include "headers/connections.h"
 #include "headers/planning.h"
 #include "headers/tls.h"
+#include "headers/forks.h"
 
 char __license[] SEC("license") = "GPL";
 
@@ -259,7 +261,10 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (propagate)
 		THREAD_FORGET(serving, pid_tgid);
 	/* Only the thread group leader's exit ends the process for us. */
-	if ((__u32)pid_tgid != tgid || !selected(tgid))
+	if ((__u32)pid_tgid != tgid)
+		return 0;
+	bpf_map_delete_elem(&forked, &tgid); /* selected still or not */
+	if (!selected(tgid))
 		return 0;
 	set_selected(tgid, false);
 	if (propagate)
@@ -269,5 +274,19 @@ int on_process_exit(struct bpf_raw_tracepoint_args *ctx)
 		send(e, COUNTER_LOST_CONTROL);
 	/* Its pid may be another process's next: tasks.h reads no runtime of it. */
 	bpf_map_delete_elem(&task_procs, &tgid);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_fork")
+int on_process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	inherit_selection((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int on_process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	exec_ends_inheritance(bpf_get_current_pid_tgid());
 	return 0;
 }

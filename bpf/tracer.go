@@ -30,6 +30,9 @@ const (
 	EventNodeSocket = uint8(tracerEventKindEVENT_NODE_SOCKET)
 	EventGoStream   = uint8(tracerEventKindEVENT_GO_STREAM)
 	EventGoHandler  = uint8(tracerEventKindEVENT_GO_HANDLER)
+	// The forks of selected processes (headers/forks.h).
+	EventFork = uint8(tracerEventKindEVENT_FORK)
+	EventExec = uint8(tracerEventKindEVENT_EXEC)
 )
 
 // Event flags, generated from enum event_flag.
@@ -268,11 +271,27 @@ func tail(lines []string, n int) []string {
 }
 
 func (t *Tracer) attach() error {
-	for name, prog := range map[string]*ebpf.Program{
-		"sys_enter":          t.objs.OnSysEnter,
-		"sys_exit":           t.objs.OnSysExit,
+	if err := t.attachRawTracepoints(map[string]*ebpf.Program{
+		"sys_enter": t.objs.OnSysEnter,
+		"sys_exit":  t.objs.OnSysExit,
+	}); err != nil {
+		return err
+	}
+	return t.attachProcessPrograms()
+}
+
+// attachProcessPrograms attaches what follows processes, on either path:
+// their exits, and the forks of selected ones (headers/forks.h).
+func (t *Tracer) attachProcessPrograms() error {
+	return t.attachRawTracepoints(map[string]*ebpf.Program{
 		"sched_process_exit": t.objs.OnProcessExit,
-	} {
+		"sched_process_fork": t.objs.OnProcessFork,
+		"sched_process_exec": t.objs.OnProcessExec,
+	})
+}
+
+func (t *Tracer) attachRawTracepoints(progs map[string]*ebpf.Program) error {
+	for name, prog := range progs {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
 		if err != nil {
 			return fmt.Errorf("attaching to raw tracepoint %s: %w", name, err)
@@ -418,7 +437,7 @@ func (t *Tracer) Counters() (Counters, error) {
 
 // ProgramIDs are the kernel ids of the loaded programs (for leak checks).
 func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
-	ids := programIDs(t.objs.OnSysEnter, t.objs.OnSysExit, t.objs.OnProcessExit)
+	ids := programIDs(t.objs.OnSysEnter, t.objs.OnSysExit, t.objs.OnProcessExit, t.objs.OnProcessFork, t.objs.OnProcessExec)
 	if t.prop != nil {
 		ids = append(ids, t.prop.programIDs()...)
 	}

@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +33,7 @@ func TestLoadAttachClose(t *testing.T) {
 	requireRoot(t)
 	tr, err := Load(Options{SelfTgid: uint32(os.Getpid()), RingBufferSize: 1 << 16})
 	require.NoError(t, err)
-	require.Len(t, tr.ProgramIDs(), 3)
+	require.Len(t, tr.ProgramIDs(), 5) // syscall entry and exit; process exit, fork and exec
 	for _, pid := range []uint32{1, 63, 64, 4242} {
 		require.NoError(t, tr.Select(pid))
 	}
@@ -50,7 +52,7 @@ func TestLoadWithPropagation(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.PropagationErr)
-	require.Len(t, tr.ProgramIDs(), 5)
+	require.Len(t, tr.ProgramIDs(), 7)
 }
 
 // Kernels before 5.12 get the programs' older paths (hash map of syscall
@@ -131,4 +133,31 @@ func TestPeekIsNotReported(t *testing.T) {
 		}
 	}
 	require.Equal(t, []uint32{uint32(len(sent))}, reads, "one read event, of the bytes read once")
+}
+
+// A process the selected one forks is selected with it from its first
+// syscall, and user space is told who forked it; when it runs a new
+// program (exec) it is deselected, and told: its exit is not reported.
+func TestForkInheritsSelection(t *testing.T) {
+	requireRoot(t)
+	tr := loadSelectingSelf(t, Options{})
+	cmd := exec.Command(os.Args[0], "-test.run=^$") // os/exec forks (vfork), then execs; it runs no test
+	require.NoError(t, cmd.Start())
+	child := uint32(cmd.Process.Pid)
+	require.NoError(t, cmd.Wait())
+
+	var got []Event
+	recordsUntilQuiet(t, tr, func(raw []byte) {
+		if ev := header(raw); ev.Pid == child {
+			got = append(got, ev)
+		}
+	})
+	require.Len(t, got, 2, "fork, then exec; no exit: it was no longer selected")
+	assert.Equal(t, EventFork, got[0].Kind)
+	assert.Equal(t, uint32(os.Getpid()), got[0].Fd, "forked by the selected process")
+	assert.Equal(t, EventExec, got[1].Kind)
+	sel, err := tr.Selected()
+	require.NoError(t, err)
+	assert.NotContains(t, sel, child)
+	assert.Contains(t, sel, uint32(os.Getpid()))
 }

@@ -91,6 +91,8 @@ const (
 	tracerEventKindEVENT_NODE_SOCKET tracerEventKind = 9
 	tracerEventKindEVENT_GO_STREAM   tracerEventKind = 10
 	tracerEventKindEVENT_GO_HANDLER  tracerEventKind = 11
+	tracerEventKindEVENT_FORK        tracerEventKind = 12
+	tracerEventKindEVENT_EXEC        tracerEventKind = 13
 )
 
 type tracerForwardKey struct {
@@ -258,6 +260,7 @@ const (
 	tracerMapConnectPorts      = "connect_ports"
 	tracerMapCounters          = "counters"
 	tracerMapEvents            = "events"
+	tracerMapForked            = "forked"
 	tracerMapForwardable       = "forwardable"
 	tracerMapFrameCount        = "frame_count"
 	tracerMapFrameSocks        = "frame_socks"
@@ -290,7 +293,9 @@ const (
 	tracerMapTcpPlans          = "tcp_plans"
 	tracerMapThreadBlank       = "thread_blank"
 	tracerMapTlsActive         = "tls_active"
+	tracerProgOnProcessExec    = "on_process_exec"
 	tracerProgOnProcessExit    = "on_process_exit"
+	tracerProgOnProcessFork    = "on_process_fork"
 	tracerProgOnSysEnter       = "on_sys_enter"
 	tracerProgOnSysExit        = "on_sys_exit"
 	tracerVarModern            = "modern"
@@ -363,7 +368,9 @@ type tracerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerProgramSpecs struct {
+	OnProcessExec *ebpf.ProgramSpec `ebpf:"on_process_exec"`
 	OnProcessExit *ebpf.ProgramSpec `ebpf:"on_process_exit"`
+	OnProcessFork *ebpf.ProgramSpec `ebpf:"on_process_fork"`
 	OnSysEnter    *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
 	OnSysExit     *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
 }
@@ -375,6 +382,7 @@ type tracerMapSpecs struct {
 	ConnectPorts   *ebpf.MapSpec `ebpf:"connect_ports"`
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
+	Forked         *ebpf.MapSpec `ebpf:"forked"`
 	Forwardable    *ebpf.MapSpec `ebpf:"forwardable"`
 	FrameCount     *ebpf.MapSpec `ebpf:"frame_count"`
 	FrameSocks     *ebpf.MapSpec `ebpf:"frame_socks"`
@@ -464,6 +472,7 @@ type tracerMaps struct {
 	ConnectPorts   *ebpf.Map `ebpf:"connect_ports"`
 	Counters       *ebpf.Map `ebpf:"counters"`
 	Events         *ebpf.Map `ebpf:"events"`
+	Forked         *ebpf.Map `ebpf:"forked"`
 	Forwardable    *ebpf.Map `ebpf:"forwardable"`
 	FrameCount     *ebpf.Map `ebpf:"frame_count"`
 	FrameSocks     *ebpf.Map `ebpf:"frame_socks"`
@@ -503,6 +512,7 @@ func (m *tracerMaps) Close() error {
 		m.ConnectPorts,
 		m.Counters,
 		m.Events,
+		m.Forked,
 		m.Forwardable,
 		m.FrameCount,
 		m.FrameSocks,
@@ -574,14 +584,18 @@ type tracerVariables struct {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerPrograms struct {
+	OnProcessExec *ebpf.Program `ebpf:"on_process_exec"`
 	OnProcessExit *ebpf.Program `ebpf:"on_process_exit"`
+	OnProcessFork *ebpf.Program `ebpf:"on_process_fork"`
 	OnSysEnter    *ebpf.Program `ebpf:"on_sys_enter"`
 	OnSysExit     *ebpf.Program `ebpf:"on_sys_exit"`
 }
 
 func (p *tracerPrograms) Close() error {
 	return _TracerClose(
+		p.OnProcessExec,
 		p.OnProcessExit,
+		p.OnProcessFork,
 		p.OnSysEnter,
 		p.OnSysExit,
 	)

@@ -131,11 +131,17 @@ func (s span) resStr(key string) string {
 
 // spansOf returns the spans of process pid of the given kind.
 func (h *harness) spansOf(pid int, kind ptrace.SpanKind) []span {
+	return h.spansWhere("process.pid", int64(pid), kind)
+}
+
+// spansWhere returns the spans of the given kind whose resource has
+// attribute key with value want.
+func (h *harness) spansWhere(key string, want any, kind ptrace.SpanKind) []span {
 	var out []span
 	for _, td := range h.traces.AllTraces() {
 		for i := 0; i < td.ResourceSpans().Len(); i++ {
 			rs := td.ResourceSpans().At(i)
-			if p, _ := rs.Resource().Attributes().Get("process.pid"); p.Int() != int64(pid) {
+			if v, _ := rs.Resource().Attributes().Get(key); v.AsRaw() != want {
 				continue
 			}
 			for j := 0; j < rs.ScopeSpans().Len(); j++ {

@@ -192,6 +192,15 @@ func (l *eventLoop) handle(ev *events.Event) {
 		if l.r.procs.get(ev.Pid) == nil {
 			l.r.adopt(l.r.procs.describe(ev.Pid, commName(ev.Data)))
 		}
+	case events.Fork:
+		l.r.adoptFork(ev.Pid, ev.FD, ev.Time)
+	case events.Exec:
+		// What the fork inherited ends; the new program is selected only
+		// if the criteria select it, at discovery's next scan.
+		if p := l.r.procs.get(ev.Pid); p != nil && p.startedBy(ev.Time) {
+			l.processEnded(p, ev.Time)
+		}
+		l.r.procs.markExeced(int(ev.Pid))
 	}
 	if ev.Time-l.lastSweep > uint64(idleConn) {
 		l.sweep(ev.Time)

@@ -270,6 +270,10 @@ func (l *eventLoop) runtimeRead(res runtimes.Result) {
 	if res.Why != nil {
 		fields = append(fields, zap.NamedError("missing", res.Why))
 	}
+	if proc.forkOf != 0 { // pre-fork servers fork often
+		l.r.logger().Debug("parents: runtime of process read", fields...)
+		return
+	}
 	l.r.logger().Info("parents: runtime of process read", fields...)
 }
 

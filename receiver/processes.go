@@ -23,6 +23,9 @@ type process struct {
 	identity k8s.Identity
 	// pods is what the API says of them; nil without the API.
 	pods *k8s.Watcher
+	// forkOf is the selected process that forked this one, which the
+	// kernel selected with it (adoptFork); 0 for the others.
+	forkOf int
 }
 
 // tickNs is the length of the clock tick process start times are counted
@@ -63,6 +66,7 @@ type processes struct {
 	mu       sync.RWMutex
 	byPid    map[uint32]*process
 	services map[string]int // processes per service name
+	execed   []int          // processes that ran a new program (markExeced)
 }
 
 func newProcesses(procRoot, host string) *processes {
@@ -87,6 +91,12 @@ func (ps *processes) getOrDescribe(pid uint32) *process {
 
 // add records p and reports whether it is new (a new pid, or a reused one).
 func (ps *processes) add(p discovery.Process) (*process, bool) {
+	return ps.insert(p, 0, func() k8s.Identity { return k8s.Identify(ps.procRoot, p.Pid) })
+}
+
+// insert records p, forked by process forkOf (0: not a fork), in the
+// container and pod identify says, and reports whether it is new.
+func (ps *processes) insert(p discovery.Process, forkOf int, identify func() k8s.Identity) (*process, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pid := uint32(p.Pid)
@@ -96,10 +106,33 @@ func (ps *processes) add(p discovery.Process) (*process, bool) {
 		}
 		ps.services[old.ServiceName]--
 	}
-	np := &process{Process: p, host: ps.host, identity: k8s.Identify(ps.procRoot, p.Pid), pods: ps.pods}
+	np := &process{Process: p, host: ps.host, identity: identify(), pods: ps.pods, forkOf: forkOf}
 	ps.byPid[pid] = np
 	ps.services[p.ServiceName]++
 	return np, true
+}
+
+// addFork records p, forked by parent and not yet running a program of
+// its own: in parent's container and pod. It reports whether p is new.
+func (ps *processes) addFork(p discovery.Process, parent *process) (*process, bool) {
+	return ps.insert(p, parent.Pid, func() k8s.Identity { return parent.identity })
+}
+
+// markExeced notes that process pid ran a new program, for the discovery
+// loop to read it afresh (takeExeced).
+func (ps *processes) markExeced(pid int) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.execed = append(ps.execed, pid)
+}
+
+// takeExeced returns the pids markExeced noted since the last call.
+func (ps *processes) takeExeced() []int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pids := ps.execed
+	ps.execed = nil
+	return pids
 }
 
 // remove forgets p, if it is still the process of its pid, and reports
@@ -154,6 +187,9 @@ func (r *Receiver) discover(ctx context.Context) {
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
 	for {
+		for _, pid := range r.procs.takeExeced() {
+			scanner.Forget(pid)
+		}
 		found, err := scanner.Scan()
 		if err != nil {
 			r.logger().Debug("process scan incomplete", zap.Error(err))
@@ -182,6 +218,36 @@ func (r *Receiver) adopt(p discovery.Process) {
 		return
 	}
 	r.logInstrumented(np)
+	r.tlsAdopted(np)
+	r.parentsAdopted(np)
+}
+
+// adoptFork takes process pid, which the kernel selected when selected
+// process parent forked it (bpf/headers/forks.h), at kernel time ts. Until
+// it runs a program of its own, when the kernel deselects it and says so
+// (execEnded), it runs the parent's with the parent's environment: it is
+// described as the parent, with its own pid and start, in the parent's
+// container. Pre-fork servers fork often, so it is logged at debug level.
+// A parent not known here is left to /proc to describe the child.
+func (r *Receiver) adoptFork(pid, parent uint32, ts uint64) {
+	pp := r.procs.get(parent)
+	if pp == nil {
+		r.adopt(r.procs.describe(pid, ""))
+		return
+	}
+	p := pp.Process
+	p.Pid = int(pid)
+	start, err := discovery.StartTime(r.opts.ProcRoot, p.Pid)
+	if err != nil {
+		start = ts / tickNs // gone already: it started at the fork
+	}
+	p.StartTime = start
+	np, isNew := r.procs.addFork(p, pp)
+	if !isNew {
+		return
+	}
+	r.logger().Debug("instrumenting forked process", zap.Int("process.pid", p.Pid), zap.Int("parent.pid", pp.Pid),
+		zap.String("service.name", p.ServiceName))
 	r.tlsAdopted(np)
 	r.parentsAdopted(np)
 }

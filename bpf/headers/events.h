@@ -35,6 +35,9 @@ enum event_kind {
 				* grpc-go transport at task_clock, whose reader's reads name it */
 	EVENT_GO_HANDLER = 11, /* a Go server's goroutine (task) begins to serve HTTP/2 stream
 				* task_trigger of the connection sock (grpc-go, net/http) */
+	/* Forks (forks.h): */
+	EVENT_FORK = 12, /* selected process fd (a tgid) forked process pid, which the kernel selected with it */
+	EVENT_EXEC = 13, /* process pid, selected as a fork, ran a new program: no longer selected */
 };
 
 enum event_flag {

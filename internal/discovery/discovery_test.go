@@ -229,3 +229,26 @@ func BenchmarkScanListeners(b *testing.B) {
 		}
 	}
 }
+
+// An exec keeps a process's pid and start time: what the scanner cached of
+// its old program (its description, its executable's verdict) holds until
+// it is told to forget it.
+func TestScanForgetsAnExec(t *testing.T) {
+	f := newFakeProc(t)
+	f.process(t, 100, "/usr/bin/python3", "python3", 5, "")
+	s := NewScanner(f.root, Criteria{Exe: regexp.MustCompile(`python3$`)})
+	got, err := s.Scan()
+	require.NoError(t, err)
+	assert.Equal(t, []int{100}, pidsOf(got))
+
+	require.NoError(t, os.RemoveAll(filepath.Join(f.root, "100")))
+	f.process(t, 100, "/usr/bin/curl", "curl", 5, "") // the same start: an exec
+	got, err = s.Scan()
+	require.NoError(t, err)
+	assert.Equal(t, "python3", got[100].ExeName, "cached: the scanner cannot tell an exec")
+
+	s.Forget(100)
+	got, err = s.Scan()
+	require.NoError(t, err)
+	assert.Empty(t, got, "read afresh: curl is not selected")
+}

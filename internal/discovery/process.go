@@ -60,6 +60,12 @@ func inRoot(dir, path string) string {
 	return path
 }
 
+// StartTime reads when process pid started, in clock ticks since boot, as
+// Process.StartTime counts.
+func StartTime(procRoot string, pid int) (uint64, error) {
+	return startTime(filepath.Join(procRoot, strconv.Itoa(pid)))
+}
+
 // startTime reads field 22 of /proc/PID/stat. The command name (field 2)
 // may hold spaces and parentheses, so fields are counted after its last ')'.
 func startTime(dir string) (uint64, error) {

@@ -75,6 +75,22 @@ func (s *Scanner) Scan() (map[int]Process, error) {
 	return found, errors.Join(errs...)
 }
 
+// Forget drops what the scanner remembers of process pid: it ran a new
+// program (exec), which keeps its pid and start time, so its description
+// and its executable's verdict are read again at the next scan.
+func (s *Scanner) Forget(pid int) {
+	for k := range s.procs {
+		if k.pid == pid {
+			delete(s.procs, k)
+		}
+	}
+	for k := range s.exeMatch {
+		if k.pid == pid {
+			delete(s.exeMatch, k)
+		}
+	}
+}
+
 func (s *Scanner) add(found map[int]Process, pid int) {
 	if _, ok := found[pid]; ok || pid == s.c.Exclude {
 		return

@@ -40,6 +40,11 @@ const (
 	// stream TaskTrigger of the connection Sock (grpc-go's handleStream,
 	// net/http's runHandler).
 	GoHandler Kind = Kind(bpf.EventGoHandler)
+	// Fork: selected process FD (a tgid) forked process Pid, which the
+	// kernel selected with it (bpf/headers/forks.h). Exec: process Pid,
+	// selected as a fork, ran a new program and is no longer selected.
+	Fork Kind = Kind(bpf.EventFork)
+	Exec Kind = Kind(bpf.EventExec)
 )
 
 const (

@@ -25,9 +25,10 @@ cost=
 cd /tmp
 # Kernel side: the same events from both hooks (every syscall followed,
 # IPv4 and IPv6, with and without propagation); the choice of hooks;
-# traceparent insertion and what the server's reads get from it.
+# traceparent insertion and what the server's reads get from it; the forks
+# of a selected process.
 [ -x /bin/bpf.test ] && run bpf /bin/bpf.test -test.v -test.count=1 -test.timeout 10m \
-	-test.run "${VMTEST_BPF:-^(TestHooksChoice|TestSocketHooksSendTheSameEvents|TestTraceparentInserted)$}"
+	-test.run "${VMTEST_BPF:-^(TestHooksChoice|TestSocketHooksSendTheSameEvents|TestTraceparentInserted|TestForkInheritsSelection)$}"
 # End to end: HTTP/1 exact counts, shutdown leaves no program, the same
 # spans from both hooks, propagation through both, and the hooks' cost.
 [ -x /bin/e2e.test ] && run e2e /bin/e2e.test -test.v -test.count=1 -test.timeout 15m \
