@@ -223,6 +223,18 @@ static __always_inline void plan_ssl_write(__u64 pid_tgid, struct ssl_thread *t,
 
 /* ---- OpenSSL ---- */
 
+/* tls_missed counts a call that is not followed for want of room, and
+ * marks its socket (0: not known) as after a loss: the plaintext it moves
+ * is not reported, and what comes after must not be read as if it were. */
+static __always_inline void tls_missed(__u64 sock)
+{
+	tls_count(TLS_NO_ROOM);
+	__u32 zero = 0;
+	__s64 *lossy = bpf_map_lookup_elem(&lossy_count, &zero);
+	if (sock && lossy)
+		mark_lossy(sock, lossy);
+}
+
 static __always_inline struct ssl_thread *ssl_thread(__u64 pid_tgid)
 {
 	struct ssl_thread *t = bpf_map_lookup_elem(&ssl_threads, &pid_tgid);
@@ -259,7 +271,7 @@ int ssl_enter(struct pt_regs *ctx)
 	}
 	struct ssl_thread *t = ssl_thread(pid_tgid);
 	if (!t) {
-		tls_count(TLS_NO_ROOM);
+		tls_missed(ssl_socket(pid_tgid >> 32, ssl));
 		return 0;
 	}
 	t->ssl = ssl;
@@ -388,7 +400,7 @@ int go_tls_enter(struct pt_regs *ctx)
 	struct go_key k = {.g = GO_G(r), .tgid = tgid, .fn = fn};
 	struct go_call c = {.buf = GO_ARG2(r), .len = len, .sock = sock, .fd = fd};
 	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY) != 0)
-		tls_count(TLS_NO_ROOM);
+		tls_missed(sock);
 	return 0;
 }
 

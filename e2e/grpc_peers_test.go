@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 )
 
 func init() {
-	peerRoles["grpc-server"] = func() { runGRPCServer(os.Getenv("E2E_ADDR")) }
+	peerRoles["grpc-server"] = func() { runGRPCServer(cmp.Or(os.Getenv("E2E_NETWORK"), "tcp"), os.Getenv("E2E_ADDR")) }
 	peerRoles["grpc-client"] = func() {
 		runGRPCClient(os.Getenv("E2E_TARGET"), grpcCalls{unary: envInt("E2E_UNARY"), concurrent: envInt("E2E_CONCURRENT")})
 	}
@@ -77,8 +78,8 @@ func (grpcService) FullDuplexCall(stream testpb.TestService_FullDuplexCallServer
 }
 
 // runGRPCServer serves the TestService over h2c on addr.
-func runGRPCServer(addr string) {
-	ln, err := net.Listen("tcp", addr)
+func runGRPCServer(network, addr string) {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)

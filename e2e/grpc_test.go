@@ -3,8 +3,10 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,4 +73,29 @@ func TestGRPCGo(t *testing.T) {
 	}
 	h.waitRequestCount(t, srv.pid(), "rpc.server.call.duration", total)
 	h.waitRequestCount(t, client.Process.Pid, "rpc.client.call.duration", total)
+}
+
+// A grpc-go server on a Unix socket, watched: the receiver traces TCP, so
+// its RPCs make no span, and the handler probe, which sees every stream's
+// handler start, counts each one as a connection it cannot follow instead
+// of passing over it in silence.
+func TestGRPCOverUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "grpc.sock")
+	srv := startReady(t, role("grpc-server", "E2E_NETWORK=unix", "E2E_ADDR="+sock))
+	h := startReceiver(t, func(c *ebpfreceiver.Config) { c.Discovery.Pids = []int{srv.pid()} })
+	h.waitInstrumented(t, srv.pid())
+	h.waitRuntimeOf(t, srv.pid())
+
+	const unary, streams = 20, 20 + 3 // and one of each streaming kind
+	runToDone(t, role("grpc-client", "E2E_TARGET=unix://"+sock, "E2E_UNARY=20", "E2E_CONCURRENT=0"))
+	untold := func() int64 {
+		return h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_misses", "reason", "untold_connection")
+	}
+	require.Eventually(t, func() bool { return untold() >= streams }, 5*time.Second, 20*time.Millisecond,
+		"streams counted as on a connection the probe cannot follow: %d", untold())
+	time.Sleep(200 * time.Millisecond)
+	assert.EqualValues(t, streams, untold(), "one per stream, none twice")
+	assert.GreaterOrEqual(t, h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_hits", "probe", "go_grpc_serve"), int64(streams))
+	assert.Empty(t, h.spansOf(srv.pid(), ptrace.SpanKindServer), "no span from a Unix socket's bytes")
+	assert.Zero(t, h.selfMetric(t, "otelcol_receiver_ebpf_uprobe_misses", "reason", "no_room"))
 }

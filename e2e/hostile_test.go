@@ -182,11 +182,22 @@ func TestNoLeaks(t *testing.T) {
 	// the thread; only older kernels list it (as "serving").
 	assert.Positive(t, gauge("otelcol_receiver_ebpf_propagation_requests", "outcome", "injected"), "the clients' requests carried a traceparent")
 
-	h.traces.Reset() // what the test kept is not the receiver's
-	h.metrics.Reset()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	t.Logf("LEAKS: heap %d KiB before, %d KiB after 3000 short connections and 15 processes", before.HeapAlloc>>10, after.HeapAlloc>>10)
-	assert.Less(t, int64(after.HeapAlloc)-int64(before.HeapAlloc), int64(8<<20), "the heap returns near its start")
+	// Spans still on their way (a ring-buffer backlog on a loaded machine,
+	// a batch not yet flushed) are not a leak: they reach the sinks within
+	// seconds, and a leak stays however long the test waits.
+	var grown int64
+	for try := 0; try < 20; try++ {
+		h.traces.Reset() // what the test kept is not the receiver's
+		h.metrics.Reset()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		grown = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		t.Logf("LEAKS: heap %d KiB before, %d KiB after 3000 short connections and 15 processes (look %d)", before.HeapAlloc>>10, after.HeapAlloc>>10, try+1)
+		if grown < 8<<20 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	assert.Less(t, grown, int64(8<<20), "the heap returns near its start")
 }

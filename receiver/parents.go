@@ -44,6 +44,8 @@ var (
 	probeNodeHooks    = attr("probe", "node_hooks")
 	probeGoGRPCServe  = attr("probe", "go_grpc_serve")
 	probeGoH2Serve    = attr("probe", "go_h2_serve")
+	parentsNoRoom     = attr("probes", "parents", "reason", "no_room")
+	parentsUntold     = attr("probes", "parents", "reason", "untold_connection")
 	parentsLinked     [len(correlate.RuleNames)]metric.MeasurementOption
 	parentsUnlinked   [len(correlate.ReasonNames)]metric.MeasurementOption
 	runtimeOfRuntimes = map[runtimes.Kind]correlate.Runtime{
@@ -152,6 +154,17 @@ func (r *Receiver) startParents() error {
 		o.Observe(int64(c.H2Serve), probeGoH2Serve)
 		return nil
 	})
+	if err == nil {
+		err = r.tb.RegisterReceiverEbpfUprobeMissesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			c, err := k.Counters()
+			if err != nil {
+				return err
+			}
+			o.Observe(int64(c.NoRoom), parentsNoRoom)
+			o.Observe(int64(c.ServeUntold), parentsUntold)
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("registering the task probes' self-telemetry: %w", err)
 	}

@@ -37,6 +37,7 @@ var (
 	probeSSLReturn   = attr("probe", "ssl_return")
 	probeGoEntry     = attr("probe", "go_entry")
 	probeGoReturn    = attr("probe", "go_return")
+	tlsNoRoom        = attr("probes", "tls", "reason", "no_room")
 	noPlaintext      = attr("protocol", "tls", "reason", "no_plaintext")
 )
 
@@ -140,6 +141,14 @@ func (r *Receiver) registerTLSGauges() error {
 			o.Observe(int64(c.SSLReturn), probeSSLReturn)
 			o.Observe(int64(c.GoEntry), probeGoEntry)
 			o.Observe(int64(c.GoReturn), probeGoReturn)
+			return nil
+		}),
+		tb.RegisterReceiverEbpfUprobeMissesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			c, err := r.tlsCounters()
+			if err != nil || c == nil {
+				return err
+			}
+			o.Observe(int64(c.NoRoom), tlsNoRoom)
 			return nil
 		}),
 		tb.RegisterReceiverEbpfTLSProcessesCallback(func(_ context.Context, o metric.Int64Observer) error {

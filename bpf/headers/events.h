@@ -247,6 +247,16 @@ static __always_inline enum start request_start(struct event *e)
 	return START_OTHER;
 }
 
+/* mark_lossy remembers that bytes of socket sock were not reported: its
+ * next delivered event carries EVENT_FLAG_AFTER_LOSS, and its parser
+ * starts afresh rather than read across the gap. */
+static __always_inline void mark_lossy(__u64 sock, __s64 *lossy)
+{
+	__u8 one = 1;
+	if (bpf_map_update_elem(&lossy_socks, &sock, &one, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(lossy, 1);
+}
+
 /* lost_data counts a lost read/write event, and the request it began if
  * any. Go servers may read a request's first byte alone: that byte, lost,
  * is not counted; the rest of the line is counted if it is lost too, and
@@ -255,9 +265,7 @@ static __always_inline void lost_data(struct event *e, __s64 *lossy)
 {
 	if (request_start(e) == START_REQUEST)
 		count(COUNTER_LOST_REQUESTS);
-	__u8 one = 1;
-	if (bpf_map_update_elem(&lossy_socks, &e->sock, &one, BPF_NOEXIST) == 0)
-		__sync_fetch_and_add(lossy, 1);
+	mark_lossy(e->sock, lossy);
 }
 
 /* send_data delivers a read/write event, flagging the first one after a

@@ -45,6 +45,7 @@ type TelemetryBuilder struct {
 	ReceiverEbpfTLSEvents           metric.Int64ObservableCounter
 	ReceiverEbpfTLSProcesses        metric.Int64ObservableGauge
 	ReceiverEbpfUprobeHits          metric.Int64ObservableCounter
+	ReceiverEbpfUprobeMisses        metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -208,6 +209,21 @@ func (builder *TelemetryBuilder) RegisterReceiverEbpfUprobeHitsCallback(cb metri
 	return nil
 }
 
+// RegisterReceiverEbpfUprobeMissesCallback sets callback for observable ReceiverEbpfUprobeMisses metric.
+func (builder *TelemetryBuilder) RegisterReceiverEbpfUprobeMissesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverEbpfUprobeMisses, obs: o})
+		return nil
+	}, builder.ReceiverEbpfUprobeMisses)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -336,6 +352,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_ebpf_uprobe_hits",
 		metric.WithDescription("Runs of the uprobes, by probe (attribute `probe`; TLS = ssl_entry, ssl_return, go_entry, go_return; parents = go_round_trip, go_write_loop, go_grpc_write, go_grpc_reader, go_grpc_serve, go_h2_serve, node_parser_init, node_socket, node_hooks), in every process that runs a probed file, watched or not. Each run is a trap into the kernel that costs microseconds; divided by the requests served it is the cost per request. [Development]"),
 		metric.WithUnit("{hit}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfUprobeMisses, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_ebpf_uprobe_misses",
+		metric.WithDescription("Runs of the uprobes in watched processes that could not keep what they saw, by probe group (attribute `probes` = tls, parents) and reason (attribute `reason` = no_room, a table of calls or hand-offs in progress was full; untold_connection, parents only, a Go HTTP/2 or gRPC stream handler whose connection is not a TCP socket the probe can follow, such as a Unix socket). A TLS call missed is not reported, and the next event of its connection is marked as after a loss, so its parser starts afresh rather than misread; a hand-off or handler missed leaves its calls to be linked by what the syscalls alone tell. [Development]"),
+		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

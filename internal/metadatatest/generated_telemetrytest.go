@@ -282,3 +282,19 @@ func AssertEqualReceiverEbpfUprobeHits(t *testing.T, tt *componenttest.Telemetry
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
+
+func AssertEqualReceiverEbpfUprobeMisses(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_ebpf_uprobe_misses",
+		Description: "Runs of the uprobes in watched processes that could not keep what they saw, by probe group (attribute `probes` = tls, parents) and reason (attribute `reason` = no_room, a table of calls or hand-offs in progress was full; untold_connection, parents only, a Go HTTP/2 or gRPC stream handler whose connection is not a TCP socket the probe can follow, such as a Unix socket). A TLS call missed is not reported, and the next event of its connection is marked as after a loss, so its parser starts afresh rather than misread; a hand-off or handler missed leaves its calls to be linked by what the syscalls alone tell. [Development]",
+		Unit:        "{run}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_ebpf_uprobe_misses")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
