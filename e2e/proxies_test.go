@@ -154,6 +154,11 @@ func (x *transfer) run(client *http.Client, addr string) {
 	x.wrong = [32]byte(h.Sum(nil)) != bodyHash(x.size, x.seed)
 }
 
+// stalled is how long a transfer through a proxy may take before it
+// counts as stalled: far above what it takes, far below the client's
+// 30 s timeout.
+const stalled = 10 * time.Second
+
 // runTransfers sends xs through addr, concurrency at a time, each client
 // on keep-alive connections or a connection per request.
 func runTransfers(addr string, xs []*transfer, concurrency int, keepAlive bool) {
@@ -227,7 +232,11 @@ func TestProxiesMoveBodiesIntactWithPropagation(t *testing.T) {
 				px.name, len(all), failed, wrong, slowest)
 			require.Zero(t, failed)
 			require.Zero(t, wrong)
-			assert.Less(t, slowest, time.Second, "no request slower than a second")
+			// A stall (the FIONREAD bug: nginx waited for bytes it was told
+			// were not there) lasts until a timeout; a 10 MB transfer takes
+			// 0.2-1.3 s here, longer on a loaded machine. Speed is for make
+			// bench, not for this test.
+			assert.Less(t, slowest, stalled, "no transfer stalled")
 			assert.Positive(t, h.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "outcome", "injected"),
 				"the proxy's connections to the upstream carried traceparents")
 		})
