@@ -79,7 +79,7 @@ FUZZ_TARGETS := internal/protocols/http1:FuzzConn internal/protocols/http2:FuzzP
 	internal/protocols/http2/hpack:FuzzDecoder internal/protocols/postgres:FuzzParser \
 	internal/protocols/mysql:FuzzParser internal/protocols/redis:FuzzParser \
 	internal/sqlquery:FuzzSanitize internal/sqlquery:FuzzAnalyze \
-	internal/events:FuzzDecode internal/k8s:FuzzParseCgroup
+	internal/events:FuzzDecode internal/k8s:FuzzParseCgroup internal/tracecontext:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$t"; \

@@ -300,3 +300,60 @@ func TestPropagationFallsBackOnOldConnections(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	require.Len(t, h.logs.FilterMessageSnippet("could not carry a traceparent").All(), 1, "said once")
 }
+
+// A request comes into a watched front with a traceparent, and the front
+// calls a backend on another host, each watched by its own receiver, with
+// propagation on. Version 00: the whole chain is the header's trace.
+// Version 01, which user space reads and the kernel does not: the kernel
+// started a trace of its own for the request and sent it on with the call,
+// so the front's server span stays in that trace, a root, counted; its
+// call and the backend's server span follow it, never the header's trace.
+func TestUnreadTraceparentStaysWithItsCalls(t *testing.T) {
+	const trace, caller = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	for _, tt := range []struct {
+		version, after string
+		unread         int64
+	}{{"00", "", 0}, {"01", "-later", 1}} {
+		t.Run("version-"+tt.version, func(t *testing.T) {
+			host := newOtherHost(t)
+			backend := host.startEcho(t)
+			front := startReady(t, role("parents-go-front", "E2E_MODE="+frontHTTP, "E2E_BACKEND="+backend.addr))
+			a := startReceiverNamed(t, "front-node", func(c *ebpfreceiver.Config) {
+				c.ContextPropagation = "headers"
+				c.Discovery.Pids = []int{front.pid()}
+			})
+			b := startReceiverNamed(t, "backend-node", func(c *ebpfreceiver.Config) {
+				c.ContextPropagation = "headers"
+				c.Discovery.Pids = []int{backend.pid()}
+			})
+			a.waitInstrumented(t, front.pid())
+			b.waitInstrumented(t, backend.pid())
+
+			tp := tt.version + "-" + trace + "-" + caller + "-01" + tt.after
+			out, err := exec.Command("curl", "-sS", "-H", "traceparent: "+tp, "http://"+front.addr+"/call/1").CombinedOutput()
+			require.NoError(t, err, string(out))
+			require.Equal(t, "ok", string(out))
+			served := a.waitSpans(t, front.pid(), ptrace.SpanKindServer, 1)[0]
+			call := a.waitSpans(t, front.pid(), ptrace.SpanKindClient, 1)[0]
+			behind := b.waitSpans(t, backend.pid(), ptrace.SpanKindServer, 1)[0]
+			if tt.unread == 0 {
+				assert.Equal(t, trace, served.TraceID().String(), "the header's trace")
+				assert.Equal(t, caller, served.ParentSpanID().String(), "the header's caller")
+			} else {
+				assert.NotEqual(t, trace, served.TraceID().String(), "not the trace its call did not carry")
+				assert.True(t, served.ParentSpanID().IsEmpty(), "a root: the kernel did not take the caller")
+			}
+			assert.Equal(t, served.TraceID(), call.TraceID(), "the call is in its request's trace")
+			assert.Equal(t, served.SpanID(), call.ParentSpanID(), "the call is its request's child")
+			assert.Equal(t, call.TraceID(), behind.TraceID(), "the backend continues the trace the call carried")
+			assert.Equal(t, call.SpanID(), behind.ParentSpanID(), "the backend's span is the call's child")
+			unread := func() int64 {
+				return max(0, a.selfMetric(t, "otelcol_receiver_ebpf_propagation_requests", "reason", "unread_traceparent"))
+			}
+			require.Eventually(t, func() bool { return unread() == tt.unread }, 5*time.Second, 20*time.Millisecond,
+				"requests counted as not continued: %d", unread())
+			t.Logf("TRACEPARENT version %s: front %s parent %q, call %s, backend %s parent %s; counted not continued %d",
+				tt.version, served.TraceID(), served.ParentSpanID(), call.TraceID(), behind.TraceID(), behind.ParentSpanID(), unread())
+		})
+	}
+}

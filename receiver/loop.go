@@ -365,7 +365,9 @@ func (l *eventLoop) started(c *conntrack.Conn, x *protocols.Exchange) {
 	pid := c.Key.Pid
 	if x.Role == protocols.RoleServer {
 		flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Remote, Server: c.Info.Local}
-		tcpCaller(x)
+		if kernelCaller(x) {
+			l.counts.unreadTraceparent++
+		}
 		s := l.linker.ServerStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Served))
 		x.Tag = s
 		l.handlerOfStarted(c, x, s) // a Go HTTP/2 handler told before (parents_handlers.go)
@@ -376,6 +378,29 @@ func (l *eventLoop) started(c *conntrack.Conn, x *protocols.Exchange) {
 	}
 	flow := correlate.Flow{Netns: flowNetns(c), Client: c.Info.Local, Server: c.Info.Remote}
 	x.Tag = l.linker.ClientStarted(pid, l.thread(pid, x), flow, x.LinkOp, x.LinkTarget, x.Traceparent, chosen(x, tracecontext.Injected))
+}
+
+// kernelCaller makes the caller of a request the kernel gave a context
+// (context_propagation) the one the kernel chose: the kernel carries that
+// context on to the calls made while serving the request, so its server
+// span must be in the same trace. The kernel takes a traceparent header it
+// can read, else the context of a TCP option (as a header: x.Traceparent).
+// A header only user space reads (a version after 00, whitespace around
+// it) is dropped and reported: the span stays in the trace the kernel
+// started for it, with its calls, rather than join the header's without
+// them.
+func kernelCaller(x *protocols.Exchange) (dropped bool) {
+	c := x.Chosen
+	if c.Kind != tracecontext.Served {
+		return false
+	}
+	if !c.ParentID.IsEmpty() {
+		x.Traceparent = tracecontext.Format(c.TraceID, c.ParentID, c.Flags)
+		return false
+	}
+	_, dropped = tracecontext.Parse(x.Traceparent)
+	x.Traceparent = ""
+	return dropped
 }
 
 // flowNetns is the network namespace that tells c's flow from another

@@ -1,15 +1,19 @@
 package receiver
 
 import (
+	"encoding/hex"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/events"
+	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
@@ -120,4 +124,79 @@ func TestKernelContextGoesToItsRequest(t *testing.T) {
 		assert.Equal(t, [8]byte{b}, [8]byte(got[path].SpanID()), "%s has the span id the kernel sent on", path)
 		assert.Equal(t, [16]byte{b}, [16]byte(got[path].TraceID()), "%s is in the trace the kernel chose", path)
 	}
+}
+
+// The kernel's choice of caller is the span's: a TCP option's context as
+// if it came in a header; a header the kernel read (its ids are the
+// header's); a header only user space reads, dropped and reported, since
+// the kernel started a trace of its own and carried it on to the calls.
+func TestKernelCaller(t *testing.T) {
+	id := tracecontext.Identity{TraceID: [16]byte{1, 2}, SpanID: [8]byte{3}, ParentID: [8]byte{4, 5}, Flags: 1}
+	served := tracecontext.Chosen{Kind: tracecontext.Served, Identity: id}
+	root := served
+	root.ParentID = [8]byte{}
+	const fromOption = "00-01020000000000000000000000000000-0405000000000000-01"
+	for _, tt := range []struct {
+		name, header string
+		chosen       tracecontext.Chosen
+		want         string
+		dropped      bool
+	}{
+		{"a TCP option's caller, as if from a header", "", served, fromOption, false},
+		{"the kernel's caller over a header it did not take", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", served, fromOption, false},
+		{"no caller: a root", "", root, "", false},
+		{"a header only user space reads: dropped", "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x", root, "", true},
+		{"a header nobody reads: no caller", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", root, "", false},
+		{"no kernel choice: the header stays", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracecontext.Chosen{},
+			"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", false},
+		{"a client's ids are not a caller's", "", tracecontext.Chosen{Kind: tracecontext.Injected, Identity: id}, "", false},
+	} {
+		x := protocols.Exchange{Traceparent: tt.header, Chosen: tt.chosen}
+		assert.Equal(t, tt.dropped, kernelCaller(&x), tt.name)
+		assert.Equal(t, tt.want, x.Traceparent, tt.name)
+	}
+}
+
+// With propagation on, a request whose traceparent the kernel could not
+// read (version 01, which user space reads) gets a server span in the
+// trace the kernel chose and sent on, without a parent, counted; one the
+// kernel read is the caller's child.
+func TestUnreadTraceparentKeepsTheKernelTrace(t *testing.T) {
+	l := newTestLoop(t)
+	const caller = "0af7651916cd43dd8448eb211c80319c"
+	for sock, tp := range map[uint64]string{1: "01-" + caller + "-b7ad6b7169203331-01-x", 2: "00-" + caller + "-b7ad6b7169203331-01"} {
+		var c tracecontext.Chosen
+		c.Kind, c.TraceID, c.SpanID = tracecontext.Served, [16]byte{byte(sock)}, [8]byte{byte(sock)}
+		if sock == 2 { // the kernel read this one: its trace and parent are the header's
+			c.TraceID, c.ParentID = traceID(t, caller), [8]byte{0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31}
+		}
+		e := dataEvent(events.Read, 4242, sock, 1, "GET /"+strconv.Itoa(int(sock))+" HTTP/1.1\r\ntraceparent: "+tp+"\r\n\r\n")
+		e.Chosen = c
+		feed(t, l, e)
+		feed(t, l, dataEvent(events.Write, 4242, sock, 2, "HTTP/1.1 204 No Content\r\n\r\n"))
+	}
+	l.resolve()
+	ss := l.batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	require.Equal(t, 2, ss.Len())
+	for i := 0; i < ss.Len(); i++ {
+		s := ss.At(i)
+		path, _ := s.Attributes().Get("url.path")
+		switch path.Str() {
+		case "/1":
+			assert.Equal(t, [16]byte{1}, [16]byte(s.TraceID()), "the trace the kernel started and sent on")
+			assert.True(t, s.ParentSpanID().IsEmpty(), "no parent: the kernel did not take the caller's")
+		case "/2":
+			assert.Equal(t, caller, s.TraceID().String())
+			assert.Equal(t, "b7ad6b7169203331", s.ParentSpanID().String())
+		}
+	}
+	assert.EqualValues(t, 1, l.counts.unreadTraceparent)
+}
+
+func traceID(t *testing.T, s string) (id pcommon.TraceID) {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	require.NoError(t, err)
+	copy(id[:], b)
+	return id
 }

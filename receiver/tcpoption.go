@@ -7,8 +7,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/otelcol-ebpf/ebpfreceiver/internal/metadata"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/protocols"
-	"github.com/otelcol-ebpf/ebpfreceiver/internal/tracecontext"
 )
 
 // registerTCPOptionGauges reports, with context_propagation: tcp, what
@@ -58,18 +56,4 @@ func (r *Receiver) unregisterTCPOptionGauges() error {
 	err := r.tcpOptReg.Unregister()
 	r.tcpOptReg = nil
 	return err
-}
-
-// tcpCaller gives a request that came without a traceparent header, but
-// whose caller's context the kernel read in a TCP header option
-// (context_propagation: tcp), that context as if it had come in the
-// header: the server span becomes the caller's child. The kernel puts a
-// parent only from a header or an option, and a header's is x.Traceparent
-// already.
-func tcpCaller(x *protocols.Exchange) {
-	c := x.Chosen
-	if c.Kind != tracecontext.Served || x.Traceparent != "" || c.ParentID.IsEmpty() {
-		return
-	}
-	x.Traceparent = tracecontext.Format(c.TraceID, c.ParentID, c.Flags)
 }

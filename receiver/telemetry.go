@@ -34,6 +34,7 @@ var (
 
 	outcomeInjected = attr("outcome", "injected")
 	outcomeKept     = attr("outcome", "kept")
+	outcomeUnread   = attr("outcome", "not_continued", "reason", "unread_traceparent")
 
 	reasonRingData       = attr("reason", "ring_full_data")
 	reasonRingControl    = attr("reason", "ring_full_control")
@@ -87,6 +88,8 @@ type loopCounts struct {
 	// What became of the traceparent of requests, with propagation on.
 	injected, kept int64
 	notInjected    map[uint8]int64 // by reason, as the kernel numbers them
+	// Requests whose traceparent only user space could read (kernelCaller).
+	unreadTraceparent int64
 }
 
 func newLoopCounts() loopCounts {
@@ -172,12 +175,15 @@ func (l *eventLoop) publish(ctx context.Context) {
 	for reason, n := range c.notInjected {
 		tb.ReceiverEbpfPropagationRequests.Add(ctx, n, p.notInjectedReason(reason))
 	}
+	if c.unreadTraceparent > 0 {
+		tb.ReceiverEbpfPropagationRequests.Add(ctx, c.unreadTraceparent, outcomeUnread)
+	}
 
 	l.publishParents(ctx)
 
 	clear(c.failures)
 	clear(c.notInjected)
-	c.events, c.requests, c.injected, c.kept = 0, 0, 0, 0
+	c.events, c.requests, c.injected, c.kept, c.unreadTraceparent = 0, 0, 0, 0, 0
 }
 
 // registerGauges reports what is read rather than counted: the kernel's

@@ -314,7 +314,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfPropagationRequests, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_propagation_requests",
-		metric.WithDescription("With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added, with attribute `reason` = reused_connection (only a connection's first request can carry one), untracked_connection (opened before the receiver started, or accepted rather than connected), head_too_large (over 4 KiB), sockmap_in_use, zerocopy_socket, sock_hash_full or not_inserted). [Development]"),
+		metric.WithDescription("With `context_propagation` = headers, requests of watched processes by what became of their traceparent (attribute `outcome` = injected, the kernel added one; kept, the request had its own; not_injected, one could not be added, with attribute `reason` = reused_connection (only a connection's first request can carry one), untracked_connection (opened before the receiver started, or accepted rather than connected), head_too_large (over 4 KiB), sockmap_in_use, zerocopy_socket, sock_hash_full or not_inserted); and, for requests a watched server read, not_continued with reason unread_traceparent (the request came with a traceparent only user space could read (a version after 00, whitespace around the value), so the kernel started a trace of its own for it and carried that one on to its calls, and its server span stays there, without the caller as parent). [Development]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)

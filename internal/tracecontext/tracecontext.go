@@ -18,14 +18,17 @@ type Context struct {
 }
 
 // Parse reads a W3C traceparent header value
-// ("00-<32 hex>-<16 hex>-<2 hex>"). It returns false for anything else, and
+// ("00-<32 hex>-<16 hex>-<2 hex>", or a later version's longer value whose
+// first four fields are those). It returns false for anything else, and
 // for the all-zero ids the specification calls invalid.
 func Parse(v string) (Context, bool) {
 	var c Context
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return c, false
 	}
-	if v[0:2] == "ff" || (v[0:2] == "00" && len(v) != 55) {
+	// Version 00 is exactly 55 bytes; a later version may add fields,
+	// each after a dash.
+	if v[0:2] == "ff" || (v[0:2] == "00" && len(v) != 55) || (len(v) > 55 && v[55] != '-') {
 		return c, false
 	}
 	var version [1]byte
